@@ -1,0 +1,154 @@
+// Reads and validates the IDMS_* environment once; the rest of the code receives the frozen Config.
+import path from 'node:path';
+import os from 'node:os';
+import { z } from 'zod';
+
+const seconds = (name: string, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 10 * 365 * 86400) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a whole number of seconds (1 to 315360000), got "${v}"` });
+        return z.NEVER;
+      }
+      return Number(v);
+    });
+
+const flag = z
+  .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1/0 or true/false' })
+  .optional()
+  .transform((v) => v === '1' || v === 'true');
+
+const schema = z.object({
+  NODE_ENV: z.string().optional(),
+  IDMS_ISSUER: z
+    .string()
+    .optional()
+    .transform((v) => v || 'http://localhost:3000')
+    .pipe(
+      z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).refine((u) => {
+        const url = new URL(u);
+        return !url.search && !url.hash;
+      }, 'must not have a query or fragment'),
+    )
+    .transform((u) => u.replace(/\/$/, '')),
+  IDMS_HOST: z.string().optional().transform((v) => v || '127.0.0.1'),
+  IDMS_PORT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 3000;
+      if (!/^\d+$/.test(v) || Number(v) > 65535) {
+        ctx.addIssue({ code: 'custom', message: `must be a port number 0-65535, got "${v}"` });
+        return z.NEVER;
+      }
+      return Number(v);
+    }),
+  IDMS_DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined)
+    .pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
+  IDMS_DATA_DIR: z.string().optional().transform((v) => path.resolve(v || './data')),
+  IDMS_SECRET: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined)
+    .pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  IDMS_TLS_CERT: z.string().optional().transform((v) => v || undefined),
+  IDMS_TLS_KEY: z.string().optional().transform((v) => v || undefined),
+  IDMS_TRUST_PROXY: flag,
+  IDMS_ACCESS_TOKEN_TTL: seconds('IDMS_ACCESS_TOKEN_TTL', 300),
+  IDMS_ID_TOKEN_TTL: seconds('IDMS_ID_TOKEN_TTL', 3600),
+  IDMS_REFRESH_TOKEN_TTL: seconds('IDMS_REFRESH_TOKEN_TTL', 14 * 86400),
+  IDMS_SECURITY_TOKEN_TTL: seconds('IDMS_SECURITY_TOKEN_TTL', 60),
+  IDMS_DEFAULT_RESOURCE: z
+    .string()
+    .optional()
+    .transform((v) => v || 'urn:3gpp:seal')
+    .pipe(z.string().refine(isAbsoluteUri, 'must be an absolute URI without a fragment')),
+  IDMS_WORKERS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to 256, got "${v}"` });
+        return z.NEVER;
+      }
+      return Number(v);
+    }),
+});
+
+export type Config = Readonly<{
+  production: boolean;
+  issuer: string;
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  secret: string | undefined;
+  tls: Readonly<{ cert: string; key: string }> | undefined;
+  trustProxy: boolean;
+  ttl: Readonly<{ accessToken: number; idToken: number; refreshToken: number; securityToken: number }>;
+  defaultResource: string;
+  workers: number;
+}>;
+
+export class ConfigError extends Error {}
+
+export function isAbsoluteUri(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return !url.hash && value.length <= 2048;
+  } catch {
+    return false;
+  }
+}
+
+// One clear line naming the variable: the operator fixes it and starts again.
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid ${String(issue.path[0] ?? 'configuration')}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  if ((e.IDMS_TLS_CERT === undefined) !== (e.IDMS_TLS_KEY === undefined)) {
+    throw new ConfigError('invalid IDMS_TLS_CERT / IDMS_TLS_KEY: set both or neither');
+  }
+  if (production && !e.IDMS_SECRET) {
+    throw new ConfigError('invalid IDMS_SECRET: required when NODE_ENV=production (at least 32 characters)');
+  }
+  if (!e.IDMS_TLS_CERT && !e.IDMS_TRUST_PROXY && !isLoopback(e.IDMS_HOST)) {
+    throw new ConfigError(
+      `invalid IDMS_HOST: ${e.IDMS_HOST} is not a loopback address; serve TLS (IDMS_TLS_CERT/IDMS_TLS_KEY) or set IDMS_TRUST_PROXY=1 behind a TLS-terminating proxy`,
+    );
+  }
+  return Object.freeze({
+    production,
+    issuer: e.IDMS_ISSUER,
+    host: e.IDMS_HOST,
+    port: e.IDMS_PORT,
+    databaseUrl: e.IDMS_DATABASE_URL,
+    dataDir: e.IDMS_DATA_DIR,
+    secret: e.IDMS_SECRET,
+    tls: e.IDMS_TLS_CERT && e.IDMS_TLS_KEY ? Object.freeze({ cert: e.IDMS_TLS_CERT, key: e.IDMS_TLS_KEY }) : undefined,
+    trustProxy: e.IDMS_TRUST_PROXY,
+    ttl: Object.freeze({
+      accessToken: e.IDMS_ACCESS_TOKEN_TTL,
+      idToken: e.IDMS_ID_TOKEN_TTL,
+      refreshToken: e.IDMS_REFRESH_TOKEN_TTL,
+      securityToken: e.IDMS_SECURITY_TOKEN_TTL,
+    }),
+    defaultResource: e.IDMS_DEFAULT_RESOURCE,
+    workers: e.IDMS_WORKERS ?? (production ? os.availableParallelism() : 1),
+  });
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -1,0 +1,41 @@
+// Opens the configured database: IDMS_DATABASE_URL, or the embedded PostgreSQL in the data dir. Migrates it.
+import type { Config } from '../config/env.ts';
+import { openEmbeddedDatabase } from './embedded.ts';
+import { createKnex, type Db } from './knex.ts';
+import { migrateLatest } from './migrate.ts';
+
+export type Database = {
+  db: Db;
+  url: string;
+  embedded: boolean;
+  close(): Promise<void>;
+};
+
+export type OpenOptions = {
+  migrate?: boolean;
+  poolMax?: number;
+  log?: (line: string) => void;
+};
+
+export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
+  const embedded = config.databaseUrl ? undefined : await openEmbeddedDatabase(config.dataDir, options.log);
+  const url = config.databaseUrl ?? embedded!.url;
+  const db = createKnex(url, { max: options.poolMax ?? 10 });
+  try {
+    if (options.migrate !== false) await migrateLatest(db);
+  } catch (err) {
+    await db.destroy();
+    if (embedded?.startedHere) await embedded.release();
+    throw err;
+  }
+  return {
+    db,
+    url,
+    embedded: embedded !== undefined,
+    async close() {
+      await db.destroy();
+      // Only the process that started the embedded cluster stops it; attached processes leave it running.
+      if (embedded?.startedHere) await embedded.release();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+// Applies the knex migrations in migrations/ (one file per change, forward-only).
+import fs from 'node:fs/promises';
+import type { Knex } from 'knex';
+import type { Db } from './knex.ts';
+
+const dir = new URL('../../migrations/', import.meta.url);
+
+// A source that imports the .ts files itself, so the same code runs under Node's type stripping and under jest.
+const source: Knex.MigrationSource<string> = {
+  async getMigrations() {
+    return (await fs.readdir(dir)).filter((f) => /^\d{12}_[a-z0-9_]+\.ts$/.test(f)).sort();
+  },
+  getMigrationName: (name) => name,
+  getMigration: (name) => import(new URL(name, dir).href) as Promise<Knex.Migration>,
+};
+
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource: source, tableName: 'knex_migrations' })) as [number, string[]];
+  return applied;
+}
+
+/** True when every migration in migrations/ has been applied (used by readiness checks). */
+export async function migrationsCurrent(db: Db): Promise<boolean> {
+  const [, pending] = (await db.migrate.list({ migrationSource: source, tableName: 'knex_migrations' })) as [unknown[], unknown[]];
+  return pending.length === 0;
+}

@@ -1,0 +1,138 @@
+// The oidc-provider instance: the protocol profile of DESIGN.md expressed as oidc-provider configuration.
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Config } from '../config/env.ts';
+import type { Secrets } from '../config/secret.ts';
+import type { Db } from '../db/knex.ts';
+import { escapeHtml, renderPage } from '../interactions/views.ts';
+import { createFindAccount, servicesForRequest } from './account.ts';
+import { createAdapterFactory } from './adapter.ts';
+import { PROVISIONING_SCOPE, resourceServerInfo, VAL_SERVICE_SCOPE } from './resources.ts';
+
+export type ProviderDeps = {
+  config: Config;
+  db: Db;
+  secrets: Secrets;
+  signingKeys: JWK[];
+};
+
+/** Lets grant modules (token exchange, JWT bearer) register themselves on each provider instance. */
+export type ProviderExtension = (provider: Provider, deps: ProviderDeps) => void;
+
+export const OIDC_SCOPES = ['openid', 'offline_access', VAL_SERVICE_SCOPE] as const;
+
+export function createProvider(deps: ProviderDeps, extensions: ProviderExtension[] = []): Provider {
+  const { config, db, secrets } = deps;
+  const secureCookies = config.tls !== undefined || config.issuer.startsWith('https:');
+  const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(db),
+    findAccount: createFindAccount(db),
+    jwks: { keys: deps.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
+    cookies: { keys: secrets.cookieKeys, long: cookieOptions, short: cookieOptions },
+
+    scopes: [...OIDC_SCOPES, PROVISIONING_SCOPE],
+    claims: {
+      openid: ['sub'],
+      [VAL_SERVICE_SCOPE]: ['val_user_id', 'val_service_ids'],
+    },
+    // DESIGN: the VAL claims go into the ID token too (TS 33.180 annex B.2 puts them in ID and access tokens).
+    conformIdTokenClaims: false,
+
+    responseTypes: ['code'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // RFC 9700 §2.1.1: PKCE for every client using the code flow, not only public ones; S256 only.
+    pkce: { required: () => true },
+    allowOmittingSingleRegisteredRedirectUri: false,
+
+    // RFC 9700 §4.14.2: refresh tokens rotate; a replayed one revokes the grant (oidc-provider does the revocation).
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      ClientCredentials: config.ttl.accessToken,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      AuthorizationCode: 60,
+      Interaction: 600,
+      Session: config.ttl.refreshToken,
+      Grant: config.ttl.refreshToken,
+    },
+
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Public clients (VAL UEs) may only introspect their own tokens; VAL servers may introspect users' tokens.
+        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+      },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = renderPage('logout', 'Sign out', { host: ctx.host, form });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
+          ctx.type = 'html';
+          ctx.body = renderPage('logged-out', 'Signed out', { clientPart: name ? ` from ${escapeHtml(name)}` : '' });
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? config.defaultResource,
+        getResourceServerInfo: (_ctx, indicator) => resourceServerInfo(config, db, indicator),
+        // Access tokens are RFC 9068 JWTs for the granted resource, unless the client explicitly asks a
+        // refresh for the `openid` scope, which is how it gets a token for the userinfo endpoint.
+        useGrantedResource: async (ctx) => !(ctx.oidc.route === 'token' && ctx.oidc.params?.scope && String(ctx.oidc.params.scope).split(' ').includes('openid')),
+      },
+    },
+
+    // Access tokens carry the user's VAL service IDs (DESIGN, protocol profile).
+    extraTokenClaims: async (ctx, token) => {
+      if (token.kind !== 'AccessToken' || !('accountId' in token) || !token.accountId) return undefined;
+      return { val_service_ids: await servicesForRequest(ctx, db, token.accountId) };
+    },
+
+    // Every client is registered by the operator (no dynamic registration), so consent is implicit:
+    // the grant is created or widened to what the client asked for and its registration allows.
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
+      const { oidc } = ctx;
+      if (!oidc.session?.accountId || !oidc.client) return undefined;
+      const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(oidc.client.clientId);
+      const grant = (grantId && (await oidc.provider.Grant.find(grantId))) || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+      grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
+      const claims = [...oidc.requestParamClaims];
+      if (claims.length) grant.addOIDCClaims(claims);
+      for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
+        const scopes = [...oidc.requestParamScopes].filter((s) => server.scopes.has(s));
+        if (scopes.length) grant.addResourceScope(indicator, scopes.join(' '));
+        else grant.addResourceScope(indicator, '');
+      }
+      await grant.save();
+      return grant;
+    },
+
+    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = renderPage('error', 'Error', { error: out.error, description: out.error_description ?? '' });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  for (const extend of extensions) extend(provider, deps);
+  return provider;
+}

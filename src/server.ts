@@ -1,0 +1,205 @@
+// Composition: builds the Koa application (OIDC provider, login, health, static theme) and its listener.
+import http from 'node:http';
+import https from 'node:https';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import Router from '@koa/router';
+import type Provider from 'oidc-provider';
+import type { Config } from './config/env.ts';
+import type { Secrets } from './config/secret.ts';
+import type { Db } from './db/knex.ts';
+import { migrationsCurrent } from './db/migrate.ts';
+import { BodyTooLargeError } from './http/body.ts';
+import { setPageSecurityHeaders } from './http/headers.ts';
+import { interactionRoutes } from './interactions/routes.ts';
+import { readAsset, renderPage } from './interactions/views.ts';
+import { sweepExpiredPayloads } from './oidc/adapter.ts';
+import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './oidc/keys.ts';
+import { createProvider, type ProviderExtension } from './oidc/provider.ts';
+import { DEFAULT_THROTTLE, sweepLoginAttempts, type ThrottlePolicy } from './users/throttle.ts';
+
+export type IdmsOptions = {
+  config: Config;
+  db: Db;
+  secrets: Secrets;
+  /** How often each instance checks for rotated signing keys. */
+  keyRefreshMs?: number;
+  throttle?: ThrottlePolicy;
+  log?: (line: string) => void;
+};
+
+export type Idms = {
+  app: Koa;
+  provider(): Provider;
+  /** Reloads signing keys now if they changed in the database (rotation by the CLI or another instance). */
+  refreshKeys(): Promise<void>;
+  close(): Promise<void>;
+};
+
+const extensions: ProviderExtension[] = [];
+
+/** Longest lifetime of anything signed with a key: how long a retired key stays published. */
+export function keyRetentionSeconds(config: Config): number {
+  const clockSkew = 60;
+  return Math.max(config.ttl.accessToken, config.ttl.idToken, config.ttl.securityToken) + clockSkew;
+}
+
+export async function createIdms(options: IdmsOptions): Promise<Idms> {
+  const { config, db, secrets } = options;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const retain = keyRetentionSeconds(config);
+
+  await ensureSigningKeys(db, secrets.keyEncryptionKey);
+  let keySet: SigningKeySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
+  const build = () => {
+    const provider = createProvider({ config, db, secrets, signingKeys: keySet.keys }, extensions);
+    return { provider, handle: provider.callback() };
+  };
+  let current = build();
+
+  // Rebuilding the provider is how a new keystore takes effect: oidc-provider reads jwks once.
+  let refreshing: Promise<void> | undefined;
+  const refreshKeys = () =>
+    (refreshing ??= (async () => {
+      try {
+        if ((await signingKeysFingerprint(db, retain)) === keySet.fingerprint) return;
+        keySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
+        current = build();
+      } finally {
+        refreshing = undefined;
+      }
+    })());
+
+  const timers = [
+    setInterval(() => refreshKeys().catch((err) => log(`signing key refresh failed: ${String(err)}`)), options.keyRefreshMs ?? 5000),
+    setInterval(() => {
+      sweepExpiredPayloads(db).catch((err) => log(`sweep of expired OIDC records failed: ${String(err)}`));
+      sweepLoginAttempts(db, options.throttle ?? DEFAULT_THROTTLE).catch(() => {});
+    }, 60_000),
+  ];
+  for (const t of timers) t.unref();
+
+  const app = new Koa();
+  app.proxy = config.trustProxy;
+  app.use(pageErrors(log));
+  app.use(systemRoutes(db, () => keySet.keys.length > 0).routes());
+  app.use(
+    interactionRoutes({ db, csrfKey: secrets.csrfKey, provider: () => current.provider, throttle: options.throttle }).routes(),
+  );
+  app.use(async (ctx) => {
+    // Everything else is the OIDC provider's (discovery, authorization, token, JWKS, ...).
+    ctx.respond = false;
+    await current.handle(ctx.req, ctx.res);
+  });
+
+  return {
+    app,
+    provider: () => current.provider,
+    refreshKeys,
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await refreshing;
+    },
+  };
+}
+
+function systemRoutes(db: Db, keysLoaded: () => boolean): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    const checks = { database: false, migrations: false, keys: keysLoaded() };
+    try {
+      await db.raw('select 1');
+      checks.database = true;
+      checks.migrations = await migrationsCurrent(db);
+    } catch {
+      // reported below as not ready
+    }
+    const ready = Object.values(checks).every(Boolean);
+    ctx.status = ready ? 200 : 503;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: ready ? 'ready' : 'not ready', checks };
+  });
+  router.get('/static/:file', (ctx) => {
+    const css = readAsset(ctx.params.file ?? '');
+    if (css === undefined) return;
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.body = css;
+  });
+  return router;
+}
+
+// Errors on our own HTML routes: never a stack trace; the details go to the log with a reference.
+function pageErrors(log: (line: string) => void): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        ctx.status = 413;
+        setPageSecurityHeaders(ctx);
+        ctx.type = 'html';
+        ctx.body = renderPage('error', 'Request too large', { error: 'Request too large', description: err.message });
+        return;
+      }
+      const ref = crypto.randomUUID();
+      log(`error ${ref} on ${ctx.method} ${ctx.path}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      ctx.status = 500;
+      setPageSecurityHeaders(ctx);
+      ctx.type = 'html';
+      ctx.body = renderPage('error', 'Error', { error: 'Internal error', description: `Reference ${ref}` });
+    }
+  };
+}
+
+// TS 33.310 annex E profile: TLS 1.2/1.3 only, AEAD suites with (EC)DHE only, no renegotiation.
+const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export function createListener(config: Config, app: Koa): http.Server {
+  const handler = app.callback();
+  const server = config.tls
+    ? https.createServer(
+        {
+          cert: fs.readFileSync(config.tls.cert),
+          key: fs.readFileSync(config.tls.key),
+          minVersion: 'TLSv1.2',
+          maxVersion: 'TLSv1.3',
+          ciphers: TLS_CIPHERS,
+          honorCipherOrder: true,
+          secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION,
+        },
+        handler,
+      )
+    : http.createServer(handler);
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  return server;
+}
+
+export function listen(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
