@@ -18,6 +18,8 @@ import { readAsset, renderPage } from './interactions/views.ts';
 import { sweepExpiredPayloads } from './oidc/adapter.ts';
 import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './oidc/keys.ts';
 import { createProvider, type ProviderExtension } from './oidc/provider.ts';
+import { jwtAccessTokenEndpoints } from './oidc/jwt-introspection.ts';
+import { sweepRevokedAccessTokens } from './oidc/access-tokens.ts';
 import { DEFAULT_THROTTLE, sweepLoginAttempts, type ThrottlePolicy } from './users/throttle.ts';
 
 export type IdmsOptions = {
@@ -38,7 +40,7 @@ export type Idms = {
   close(): Promise<void>;
 };
 
-const extensions: ProviderExtension[] = [];
+const extensions: ProviderExtension[] = [jwtAccessTokenEndpoints];
 
 /** Longest lifetime of anything signed with a key: how long a retired key stays published. */
 export function keyRetentionSeconds(config: Config): number {
@@ -77,6 +79,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
     setInterval(() => {
       sweepExpiredPayloads(db).catch((err) => log(`sweep of expired OIDC records failed: ${String(err)}`));
       sweepLoginAttempts(db, options.throttle ?? DEFAULT_THROTTLE).catch(() => {});
+      sweepRevokedAccessTokens(db).catch(() => {});
     }, 60_000),
   ];
   for (const t of timers) t.unref();

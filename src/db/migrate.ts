@@ -1,5 +1,6 @@
 // Applies the knex migrations in migrations/ (one file per change, forward-only).
 import fs from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import type { Db } from './knex.ts';
 
@@ -11,7 +12,8 @@ const source: Knex.MigrationSource<string> = {
     return (await fs.readdir(dir)).filter((f) => /^\d{12}_[a-z0-9_]+\.ts$/.test(f)).sort();
   },
   getMigrationName: (name) => name,
-  getMigration: (name) => import(new URL(name, dir).href) as Promise<Knex.Migration>,
+  // A plain path (not a file: URL) so jest's CommonJS-transformed global setup can load it too.
+  getMigration: (name) => import(fileURLToPath(new URL(name, dir))) as Promise<Knex.Migration>,
 };
 
 export async function migrateLatest(db: Db): Promise<string[]> {

@@ -87,7 +87,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
 
     await audit('success');
-    await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: valUserId, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
+    // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
+    const consent = String(details.params.prompt ?? '').split(' ').includes('consent') ? { consent: {} } : {};
+    await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: valUserId, amr: ['pwd'] }, ...consent }, { mergeWithLastSubmission: false });
     ctx.respond = false;
   });
 

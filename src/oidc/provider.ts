@@ -34,7 +34,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     scopes: [...OIDC_SCOPES, PROVISIONING_SCOPE],
     claims: {
-      openid: ['sub'],
+      // amr (RFC 8176): the methods used at login (pwd today; otp when a second factor plugs in).
+      openid: ['sub', 'amr'],
       [VAL_SERVICE_SCOPE]: ['val_user_id', 'val_service_ids'],
     },
     // DESIGN: the VAL claims go into the ID token too (TS 33.180 annex B.2 puts them in ID and access tokens).

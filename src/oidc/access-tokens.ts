@@ -1,0 +1,38 @@
+// Our own RFC 9068 access tokens: verification, and the revocation deny-list that makes them revocable.
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { Db } from '../db/knex.ts';
+
+export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[] };
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+export function publicJwks(keys: JWK[]): { keys: JWK[] } {
+  return { keys: keys.map((k) => Object.fromEntries(Object.entries(k).filter(([name]) => !PRIVATE_MEMBERS.includes(name))) as JWK) };
+}
+
+export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims | undefined>;
+
+/** Verifies an access token this issuer signed (typ at+jwt, RFC 9068); undefined for anything else. */
+export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessTokenVerifier {
+  const keySet = createLocalJWKSet(publicJwks(signingKeys));
+  return async (token) => {
+    try {
+      const { payload } = await jwtVerify(token, keySet, { issuer, typ: 'at+jwt', algorithms: ['ES256', 'RS256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] });
+      return payload as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+export async function revokeAccessToken(db: Db, jti: string, exp: number): Promise<void> {
+  await db('revoked_access_tokens').insert({ jti, expires_at: new Date(exp * 1000) }).onConflict('jti').ignore();
+}
+
+export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
+  return (await db('revoked_access_tokens').where({ jti }).first('jti')) !== undefined;
+}
+
+export async function sweepRevokedAccessTokens(db: Db): Promise<void> {
+  await db('revoked_access_tokens').where('expires_at', '<', db.fn.now()).delete();
+}

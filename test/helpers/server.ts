@@ -1,0 +1,54 @@
+// Starts a real S-IdMS (HTTP listener on a free loopback port) on a test database, in-process.
+import http from 'node:http';
+import { loadConfig, type Config } from '../../src/config/env.ts';
+import { deriveSecrets } from '../../src/config/secret.ts';
+import { createIdms, listen, type Idms } from '../../src/server.ts';
+import type { ThrottlePolicy } from '../../src/users/throttle.ts';
+import type { TestDatabase } from './db.ts';
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
+
+export type TestServer = {
+  issuer: string;
+  config: Config;
+  idms: Idms;
+  /** The environment a CLI invocation needs to talk to the same database with the same secret. */
+  env: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+};
+
+export async function startTestServer(
+  database: TestDatabase,
+  options: { env?: Record<string, string>; throttle?: ThrottlePolicy; keyRefreshMs?: number } = {},
+): Promise<TestServer> {
+  const server = http.createServer();
+  const { port } = await listen(server, 0, '127.0.0.1');
+  const issuer = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    IDMS_ISSUER: issuer,
+    IDMS_DATABASE_URL: database.url,
+    IDMS_SECRET: TEST_SECRET,
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const idms = await createIdms({
+    config,
+    db: database.db,
+    secrets: deriveSecrets(TEST_SECRET),
+    throttle: options.throttle,
+    keyRefreshMs: options.keyRefreshMs,
+    log: () => {},
+  });
+  server.on('request', idms.app.callback());
+  return {
+    issuer,
+    config,
+    idms,
+    env,
+    async close() {
+      await idms.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
