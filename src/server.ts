@@ -19,7 +19,7 @@ import { sweepExpiredPayloads } from './oidc/adapter.ts';
 import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './oidc/keys.ts';
 import { createProvider, type ProviderExtension } from './oidc/provider.ts';
 import { jwtAccessTokenEndpoints } from './oidc/jwt-introspection.ts';
-import { sweepRevokedAccessTokens } from './oidc/access-tokens.ts';
+import { accessTokenVerifier, sweepRevokedAccessTokens, type AccessTokenVerifier } from './oidc/access-tokens.ts';
 import { DEFAULT_THROTTLE, sweepLoginAttempts, type ThrottlePolicy } from './users/throttle.ts';
 
 export type IdmsOptions = {
@@ -40,7 +40,18 @@ export type Idms = {
   close(): Promise<void>;
 };
 
+/** What a REST API module (e.g. provisioning) receives from the composition. */
+export type ApiDeps = {
+  config: Config;
+  db: Db;
+  verifyAccessToken: AccessTokenVerifier;
+  log: (line: string) => void;
+};
+
+// Protocol additions on top of oidc-provider (grants, JWT access token introspection).
 const extensions: ProviderExtension[] = [jwtAccessTokenEndpoints];
+// REST APIs mounted before the provider.
+const apis: ((deps: ApiDeps) => Koa.Middleware)[] = [];
 
 /** Longest lifetime of anything signed with a key: how long a retired key stays published. */
 export function keyRetentionSeconds(config: Config): number {
@@ -57,7 +68,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   let keySet: SigningKeySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
   const build = () => {
     const provider = createProvider({ config, db, secrets, signingKeys: keySet.keys }, extensions);
-    return { provider, handle: provider.callback() };
+    return { provider, handle: provider.callback(), verifyAccessToken: accessTokenVerifier(config.issuer, keySet.keys) };
   };
   let current = build();
 
@@ -91,6 +102,9 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.use(
     interactionRoutes({ db, csrfKey: secrets.csrfKey, provider: () => current.provider, throttle: options.throttle }).routes(),
   );
+  // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
+  const apiDeps: ApiDeps = { config, db, verifyAccessToken: (token) => current.verifyAccessToken(token), log };
+  for (const api of apis) app.use(api(apiDeps));
   app.use(async (ctx) => {
     // Everything else is the OIDC provider's (discovery, authorization, token, JWKS, ...).
     ctx.respond = false;
