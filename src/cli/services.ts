@@ -20,7 +20,8 @@ export async function serviceCommand(args: string[], io: CliIo): Promise<void> {
   if (sub === 'list') {
     const valServiceId = validateId('VAL service ID', serviceArg);
     await withDatabase(io, async ({ database: { db }, out }) => {
-      const users = await db('val_service_users').where({ val_service_id: valServiceId }).orderBy('val_user_id').pluck('val_user_id');
+      // distinct: a user provisioned by two VAL servers for a shared service has two entries.
+      const users = await db('val_service_users').distinct('val_user_id').where({ val_service_id: valServiceId }).orderBy('val_user_id').pluck('val_user_id');
       for (const u of users) out(u);
     });
     return;

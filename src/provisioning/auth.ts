@@ -1,0 +1,48 @@
+// Bearer-token authorization of provisioning calls (RFC 6750, RFC 9068 §4): which registered VAL server is calling.
+import type Koa from 'koa';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../db/knex.ts';
+import { isAccessTokenRevoked, type AccessTokenVerifier } from '../oidc/access-tokens.ts';
+import { PROVISIONING_SCOPE, provisioningResource } from '../oidc/resources.ts';
+import { forbidden, unauthorized } from './problem.ts';
+import type { Caller } from './service.ts';
+import { findValServerByClientId } from './store.ts';
+
+export type AuthDeps = { config: Config; db: Db; verifyAccessToken: AccessTokenVerifier };
+
+const REALM = 'ss-idms-provisioning';
+// RFC 6750 §2.1: b64token syntax.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/** Sets ctx.state.caller to the VAL server bound to the token's client, or throws a 401/403 problem. */
+export function bearerAuth(deps: AuthDeps): Koa.Middleware {
+  const audience = provisioningResource(deps.config);
+  const challenge = (params = '') => `Bearer realm="${REALM}", scope="${PROVISIONING_SCOPE}"${params}`;
+  return async (ctx, next) => {
+    const header = ctx.get('authorization');
+    // RFC 6750 §3.1: a request without credentials gets the challenge without an error code.
+    if (!header || !/^Bearer(\s|$)/i.test(header)) throw unauthorized('TOKEN_MISSING', 'a bearer access token is required', challenge());
+    const token = BEARER.exec(header)?.[1];
+    const claims = token ? await deps.verifyAccessToken(token) : undefined;
+    if (!claims) throw unauthorized('TOKEN_INVALID', 'the access token is invalid or expired', challenge(', error="invalid_token"'));
+    if (await isAccessTokenRevoked(deps.db, claims.jti)) throw unauthorized('TOKEN_INVALID', 'the access token was revoked', challenge(', error="invalid_token"'));
+    ctx.state.actor = claims.client_id;
+
+    // RFC 9068 §4: the resource server checks that it is the token's audience (a token for an S-KMS is not for us).
+    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!aud.includes(audience)) throw forbidden('TOKEN_AUDIENCE_MISMATCH', `the access token is not for ${audience}`);
+    if (!String(claims.scope ?? '').split(' ').includes(PROVISIONING_SCOPE)) {
+      throw forbidden('INSUFFICIENT_SCOPE', `the access token lacks the scope ${PROVISIONING_SCOPE}`, {
+        headers: { 'WWW-Authenticate': challenge(', error="insufficient_scope"') },
+      });
+    }
+    // A VAL server calls with its own client_credentials token (sub = client_id), never with a user's token.
+    if (claims.sub !== claims.client_id) throw forbidden('NOT_A_VAL_SERVER', 'the access token was issued to a user, not to a VAL server');
+    const valServer = await findValServerByClientId(deps.db, claims.client_id);
+    if (!valServer) throw forbidden('NOT_A_VAL_SERVER', `client ${claims.client_id} is not a registered VAL server`);
+    ctx.state.actor = valServer.requester_identity;
+    const caller: Caller = { clientId: valServer.client_id, requesterIdentity: valServer.requester_identity };
+    ctx.state.caller = caller;
+    await next();
+  };
+}
