@@ -1,0 +1,136 @@
+// RFC 8693 token exchange: at the home S-IdMS an access token becomes a security token for one partner; at a partner, a security token becomes an access token.
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { errors } from 'oidc-provider';
+import { AUDIT_ACCEPT, AUDIT_ISSUE, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
+import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partner-assertion.ts';
+import { findPartner } from '../../federation/partners.ts';
+import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
+import { isAccessTokenRevoked, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
+import { userStanding } from '../account.ts';
+import type { ProviderExtension } from '../provider.ts';
+import { issueAccessTokenForAssertion } from './jwt-bearer.ts';
+import { refuseUnlistedGrant } from './unauthorized-client.ts';
+
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+type ExchangeParams = {
+  subject_token?: string;
+  subject_token_type?: string;
+  actor_token?: string;
+  actor_token_type?: string;
+  requested_token_type?: string;
+  audience?: string | string[];
+  resource?: string | string[];
+};
+
+export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
+  const { config, db, signingKeys } = deps;
+  const ownKeys = createLocalJWKSet(publicJwks(signingKeys));
+  let signer: Promise<SecurityTokenKey> | undefined;
+  const signingKey = () =>
+    (signer ??= securityTokenKey(signingKeys).catch((err: unknown) => {
+      signer = undefined;
+      throw err;
+    }));
+
+  // Same checks as accessTokenVerifier (RFC 9068 §4), keeping the reason of a refusal for the audit trail.
+  // An ID token (typ JWT), a security token (typ seal-security+jwt) or an opaque refresh token fails here.
+  async function verifySubjectToken(token: string): Promise<AccessTokenClaims> {
+    if (token.length > MAX_ASSERTION_LENGTH) throw new errors.InvalidGrant('subject_token is too long to be an access token of this issuer');
+    try {
+      const { payload } = await jwtVerify(token, ownKeys, { issuer: config.issuer, typ: 'at+jwt', algorithms: ['ES256', 'RS256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] });
+      return payload as AccessTokenClaims;
+    } catch (err) {
+      throw new errors.InvalidGrant(`subject_token is not a valid access token of this issuer: ${describeJoseError(err)}`);
+    }
+  }
+
+  refuseUnlistedGrant(provider, db, TOKEN_EXCHANGE_GRANT, (params) => (params.subject_token_type === JWT_TOKEN_TYPE ? AUDIT_ACCEPT : AUDIT_ISSUE));
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT,
+    async (ctx) => {
+      const params = ctx.oidc.params as ExchangeParams;
+      const { client } = ctx.oidc;
+      const partnerSide = params.subject_token_type === JWT_TOKEN_TYPE;
+      const trail: FederationTrail = { action: partnerSide ? AUDIT_ACCEPT : AUDIT_ISSUE, grant: TOKEN_EXCHANGE_GRANT };
+
+      await withFederationAudit(db, client.clientId, trail, async () => {
+        if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
+        if (!params.subject_token_type) throw new errors.InvalidRequest('missing required parameter subject_token_type');
+        // RFC 8693 §2.1: delegation needs an actor token; this profile only does impersonation of the VAL user.
+        if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not supported');
+        const target = singleTarget(params);
+
+        if (partnerSide) {
+          // Partner side (DESIGN): the subject token is a partner's security token, as with the JWT-bearer grant.
+          if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+            throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE} for a security token`);
+          }
+          const issued = await issueAccessTokenForAssertion(ctx, deps, params.subject_token, target, trail);
+          ctx.body = {
+            access_token: issued.accessToken,
+            issued_token_type: ACCESS_TOKEN_TYPE,
+            token_type: issued.tokenType,
+            expires_in: issued.expiresIn,
+            ...(issued.scope ? { scope: issued.scope } : {}),
+          };
+          return;
+        }
+
+        if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+          throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE}`);
+        }
+        if (params.requested_token_type !== undefined && params.requested_token_type !== JWT_TOKEN_TYPE) {
+          throw new errors.InvalidRequest(`requested_token_type must be ${JWT_TOKEN_TYPE}`);
+        }
+        if (!target) throw new errors.InvalidTarget('audience or resource must name the partner S-IdMS');
+        trail.partner = target;
+        // Looked up on every request, so `partner remove` takes effect at once on every instance.
+        if (!(await findPartner(db, target))) throw new errors.InvalidTarget('audience is not a configured partner S-IdMS');
+
+        const subject = await verifySubjectToken(params.subject_token);
+        trail.subject = subject.sub;
+        // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
+        if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
+        if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
+        // The token's grant and its VAL user in one round trip.
+        const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
+        const user = await userStanding(db, subject.sub, grantId);
+        // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
+        if (grantId !== undefined && !user.grantLive) throw new errors.InvalidGrant('the grant of subject_token has been revoked');
+        // A client_credentials token has the client as subject: there is no VAL user to migrate.
+        if (subject.sub === subject.client_id) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
+        if (user.status !== 'active') throw new errors.InvalidGrant('the VAL user is unknown or disabled');
+        if (user.services.length === 0) throw new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
+
+        // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
+        const now = Math.floor(Date.now() / 1000);
+        const lifetime = Math.min(config.ttl.securityToken, subject.exp - now);
+        if (lifetime < 1) throw new errors.InvalidGrant('subject_token expires now');
+        const { token, claims } = await mintSecurityToken(await signingKey(), {
+          issuer: config.issuer,
+          partner: target,
+          clientId: client.clientId,
+          valUserId: subject.sub,
+          lifetime,
+          now,
+        });
+        trail.jti = claims.jti;
+        // RFC 8693 §2.2.1: the issued token is not an OAuth access token for a resource, hence token_type N_A.
+        ctx.body = { access_token: token, issued_token_type: JWT_TOKEN_TYPE, token_type: 'N_A', expires_in: lifetime };
+      });
+    },
+    ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'audience', 'resource', 'scope'],
+    // RFC 8693 §2.1 allows several audience/resource values; they are refused below with invalid_target, not as duplicates.
+    ['audience', 'resource'],
+  );
+};
+
+/** The one target named by audience and/or resource (same meaning here); a security token is for exactly one partner. */
+function singleTarget(params: ExchangeParams): string | undefined {
+  const values = new Set([params.audience, params.resource].flat().filter((v): v is string => typeof v === 'string' && v !== ''));
+  if (values.size > 1) throw new errors.InvalidTarget('exactly one audience (partner S-IdMS) may be named');
+  return [...values][0];
+}
