@@ -4,11 +4,14 @@ import { recordAudit } from '../audit/store.ts';
 import { hashPassword, MAX_PASSWORD_LENGTH } from '../users/passwords.ts';
 import { insertUser, setPassword, setStatus } from '../users/store.ts';
 import { CliError, readAllStdin, withDatabase, type CliIo } from './context.ts';
+import { userImportCommand } from './import.ts';
 import { validateId } from './validate.ts';
 
 export async function userCommand(args: string[], io: CliIo): Promise<void> {
   const [sub, ...rest] = args;
   switch (sub) {
+    case 'import':
+      return userImportCommand(rest, io);
     case 'add':
     case 'passwd': {
       const { values, positionals } = parseArgs({
@@ -40,6 +43,6 @@ export async function userCommand(args: string[], io: CliIo): Promise<void> {
       return;
     }
     default:
-      throw new CliError('usage: user add|passwd <valUserId> (--password <p> | --password-stdin) · user disable|enable <valUserId>');
+      throw new CliError('usage: user add|passwd <valUserId> (--password <p> | --password-stdin) · user disable|enable <valUserId> · user import <file.csv>');
   }
 }

@@ -1,0 +1,101 @@
+// SQL of `user import`: one upsert statement per batch of users, one for their service mappings, and the checkpoint.
+import type { Knex } from 'knex';
+import type { Db } from '../db/knex.ts';
+
+export type ImportRow = { valUserId: string; passwordHash: string; status: 'active' | 'disabled' | undefined; services: string[] };
+export type Rejection = { line: number; reason: string };
+
+export type Checkpoint = {
+  file_sha256: string;
+  file_name: string;
+  lines_done: number;
+  created: number;
+  updated: number;
+  rejected: number;
+  rejections: Rejection[];
+  started_at: Date;
+  finished_at: Date | null;
+};
+
+/** Imported mappings are the operator's, like `service grant` (and `service revoke` removes them). */
+export const IMPORT_PROVISIONER = 'admin';
+
+export async function findCheckpoint(db: Db, sha256: string): Promise<Checkpoint | undefined> {
+  return db('user_imports').where({ file_sha256: sha256 }).first();
+}
+
+/** Starts (or with `restart`, starts over) the checkpoint of a file; returns it. */
+export async function openCheckpoint(db: Db, sha256: string, fileName: string, restart: boolean): Promise<Checkpoint> {
+  if (restart) await db('user_imports').where({ file_sha256: sha256 }).delete();
+  await db('user_imports').insert({ file_sha256: sha256, file_name: fileName }).onConflict('file_sha256').ignore();
+  return (await findCheckpoint(db, sha256))!;
+}
+
+/**
+ * Inserts or updates a batch of users in one statement; returns how many rows were created and updated.
+ * Without a status column, new users are active and existing users keep their status.
+ */
+export async function upsertUsers(trx: Knex.Transaction, rows: ImportRow[], withStatus: boolean): Promise<{ created: number; updated: number }> {
+  if (rows.length === 0) return { created: 0, updated: 0 };
+  // xmax = 0 only on a freshly inserted tuple: tells created from updated rows in the same statement.
+  const result = await trx.raw(
+    `insert into val_users as u (val_user_id, password_hash, status)
+     select id, hash, coalesce(status, 'active') from unnest(?::text[], ?::text[], ?::text[]) as t(id, hash, status)
+     on conflict (val_user_id) do update set
+       password_hash = excluded.password_hash,
+       status = ${withStatus ? 'excluded.status' : 'u.status'},
+       updated_at = now()
+     returning (xmax = 0) as created`,
+    [rows.map((r) => r.valUserId), rows.map((r) => r.passwordHash), rows.map((r) => r.status ?? null) as string[]],
+  );
+  const created = (result.rows as { created: boolean }[]).filter((r) => r.created).length;
+  return { created, updated: result.rows.length - created };
+}
+
+/** Adds the (VAL service, VAL user) mappings the CSV names; never removes one. */
+export async function addImportedServices(trx: Knex.Transaction, rows: ImportRow[]): Promise<number> {
+  const services: string[] = [];
+  const users: string[] = [];
+  for (const r of rows) for (const s of r.services) services.push(s), users.push(r.valUserId);
+  if (services.length === 0) return 0;
+  const result = await trx.raw(
+    `insert into val_service_users (val_service_id, val_user_id, provisioned_by)
+     select s, u, ? from unnest(?::text[], ?::text[]) as t(s, u)
+     on conflict do nothing`,
+    [IMPORT_PROVISIONER, services, users],
+  );
+  return result.rowCount as number;
+}
+
+/**
+ * Moves the checkpoint past a committed batch, in the batch's transaction. The compare on lines_done makes
+ * two imports of the same file at once fail instead of double-counting.
+ */
+export async function advanceCheckpoint(
+  trx: Knex.Transaction,
+  sha256: string,
+  fromLine: number,
+  step: { toLine: number; created: number; updated: number; rejected: number; rejections: Rejection[] },
+): Promise<void> {
+  const n = await trx('user_imports')
+    .where({ file_sha256: sha256, lines_done: fromLine })
+    .update({
+      lines_done: step.toLine,
+      created: trx.raw('created + ?', [step.created]),
+      updated: trx.raw('updated + ?', [step.updated]),
+      rejected: trx.raw('rejected + ?', [step.rejected]),
+      rejections: step.rejections.length ? trx.raw('rejections || ?::jsonb', [JSON.stringify(step.rejections)]) : trx.raw('rejections'),
+      updated_at: trx.fn.now(),
+    });
+  if (n === 0) throw new ConcurrentImportError();
+}
+
+export async function finishCheckpoint(db: Db, sha256: string): Promise<void> {
+  await db('user_imports').where({ file_sha256: sha256 }).update({ finished_at: db.fn.now(), updated_at: db.fn.now() });
+}
+
+export class ConcurrentImportError extends Error {
+  constructor() {
+    super('another import of this file is running (its checkpoint moved); wait for it or stop it first');
+  }
+}

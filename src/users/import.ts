@@ -1,0 +1,315 @@
+// Bulk import of VAL users from CSV: streamed, validated, hashed in a worker pool, upserted in batches, resumable.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse, type CsvError } from 'csv-parse';
+import { CliError } from '../cli/context.ts';
+import { validateId } from '../cli/validate.ts';
+import type { Db } from '../db/knex.ts';
+import { importedHashProblem } from './hash-formats.ts';
+import { HashPool } from './hash-pool.ts';
+import {
+  addImportedServices,
+  advanceCheckpoint,
+  finishCheckpoint,
+  findCheckpoint,
+  openCheckpoint,
+  upsertUsers,
+  type ImportRow,
+  type Rejection,
+} from './import-store.ts';
+import { MAX_PASSWORD_LENGTH } from './passwords.ts';
+
+export const IMPORT_COLUMNS = ['val_user_id', 'password', 'password_hash', 'status', 'services'] as const;
+type Column = (typeof IMPORT_COLUMNS)[number];
+
+/** Rejection reasons kept (in the checkpoint and the summary); the count covers them all. */
+export const MAX_REASONS = 20;
+const MIN_PASSWORD_LENGTH = 8;
+
+export type ImportOptions = {
+  /** Records per statement and per checkpoint step. */
+  batchSize?: number;
+  /** Import the file again from its first line even if it was imported (or partly imported) before. */
+  restart?: boolean;
+  /** Stops after the batches already read are committed; a rerun resumes after them. */
+  signal?: AbortSignal;
+  /** Hashing workers (default: one per available core). */
+  workers?: number;
+  onProgress?: (progress: ImportProgress) => void;
+};
+
+export type ImportProgress = {
+  /** Last CSV line committed, and bytes of the file read up to it. */
+  line: number;
+  bytes: number;
+  totalBytes: number;
+  /** Bytes that were skipped because an earlier run had committed them (for rates and ETAs of this run). */
+  resumedBytes: number;
+  created: number;
+  updated: number;
+  rejected: number;
+  /** Records handled by this run (created + updated + rejected since it started). */
+  records: number;
+};
+
+export type ImportSummary = {
+  file: string;
+  sha256: string;
+  outcome: 'completed' | 'interrupted' | 'already-imported';
+  /** Line an earlier run had committed up to (0 for a fresh import). */
+  resumedAfterLine: number;
+  lastLine: number;
+  /** Totals over every run of this file (a resumed import adds to what earlier runs did). */
+  created: number;
+  updated: number;
+  rejected: number;
+  rejections: Rejection[];
+  servicesAdded: number;
+  finishedAt?: Date;
+};
+
+type Columns = { has: Set<Column> };
+type Batch = { rows: (ImportRow & { password?: string })[]; rejections: Rejection[]; records: number; lastLine: number; bytes: number };
+
+/** Bad input the operator fixes (missing file, header without the needed columns): one line, exit 1. */
+export class ImportFileError extends CliError {}
+
+export async function importUsers(db: Db, file: string, options: ImportOptions = {}): Promise<ImportSummary> {
+  const batchSize = options.batchSize ?? 1000;
+  const { size: totalBytes, sha256 } = await digest(file);
+  const name = path.basename(file);
+
+  const previous = await findCheckpoint(db, sha256);
+  if (previous?.finished_at && !options.restart) {
+    return {
+      file: name,
+      sha256,
+      outcome: 'already-imported',
+      resumedAfterLine: Number(previous.lines_done),
+      lastLine: Number(previous.lines_done),
+      created: previous.created,
+      updated: previous.updated,
+      rejected: previous.rejected,
+      rejections: previous.rejections,
+      servicesAdded: 0,
+      finishedAt: previous.finished_at,
+    };
+  }
+  const checkpoint = await openCheckpoint(db, sha256, name, options.restart ?? false);
+  const resumedAfterLine = Number(checkpoint.lines_done);
+  const totals = { created: checkpoint.created, updated: checkpoint.updated, rejected: checkpoint.rejected, servicesAdded: 0, records: 0 };
+  const rejections: Rejection[] = [...checkpoint.rejections];
+  let committedLine = resumedAfterLine;
+  let resumedBytes = 0;
+
+  // Created at the first password to hash: a file of pre-hashed rows needs no workers.
+  let pool: HashPool | undefined;
+  const hashPool = () => (pool ??= new HashPool(options.workers));
+  const source = fs.createReadStream(file);
+  let columns: Columns | undefined;
+  const malformed: Rejection[] = [];
+  const parser = source.pipe(
+    parse({
+      bom: true,
+      info: true,
+      columns: (header: string[]) => {
+        columns = checkHeader(header, name);
+        return header.map((h) => h.trim().toLowerCase());
+      },
+      // A malformed record is one rejected row, not the end of the import.
+      skip_records_with_error: true,
+      on_skip: (err: CsvError | undefined) => {
+        const line = Number((err as { lines?: number } | undefined)?.lines ?? 0);
+        malformed.push({ line, reason: `malformed CSV record (${err?.code ?? 'parse error'})` });
+        return undefined;
+      },
+    }),
+  );
+  source.on('error', (err) => parser.destroy(err));
+
+  const commit = async (batch: Batch, rows: ImportRow[]) => {
+    const keep = batch.rejections.slice(0, Math.max(0, MAX_REASONS - rejections.length));
+    let step = { created: 0, updated: 0, services: 0 };
+    await db.transaction(async (trx) => {
+      const { created, updated } = await upsertUsers(trx, rows, columns!.has.has('status'));
+      const services = await addImportedServices(trx, rows);
+      await advanceCheckpoint(trx, sha256, committedLine, { toLine: batch.lastLine, created, updated, rejected: batch.rejections.length, rejections: keep });
+      step = { created, updated, services };
+    });
+    committedLine = batch.lastLine;
+    totals.created += step.created;
+    totals.updated += step.updated;
+    totals.rejected += batch.rejections.length;
+    totals.servicesAdded += step.services;
+    totals.records += batch.records;
+    rejections.push(...keep);
+    options.onProgress?.({ line: committedLine, bytes: batch.bytes, totalBytes, resumedBytes, ...totals });
+  };
+
+  // Pipeline: while batch k is committed, batch k+1 is hashed and batch k+2 is read, so the workers never wait
+  // for the database. At most two batches are in memory besides the one being read.
+  let chain: Promise<void> = Promise.resolve();
+  const flush = async (batch: Batch) => {
+    const hashed = hashBatch(hashPool, batch);
+    hashed.catch(() => {}); // its failure surfaces through `next`
+    const previous = chain;
+    const next = previous.then(async () => commit(batch, await hashed));
+    next.catch(() => {}); // awaited by the next flush or after the loop
+    chain = next;
+    await previous;
+  };
+
+  const seen = new Set<string>();
+  let batch = emptyBatch();
+  let interrupted = false;
+  const take = (rejection: Rejection) => {
+    batch.rejections.push(rejection);
+    batch.records++;
+    batch.lastLine = Math.max(batch.lastLine, rejection.line);
+  };
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number; bytes: number } }>) {
+      const line = info.lines;
+      // The parser reports a malformed record as soon as it sees it, possibly before yielding earlier records.
+      while (malformed.length > 0 && malformed[0]!.line < line) {
+        const m = malformed.shift()!;
+        if (m.line > resumedAfterLine) take(m);
+      }
+      let checked = checkRow(record, columns!);
+      if ('row' in checked) {
+        const id = checked.row.valUserId;
+        if (seen.has(id)) checked = { reason: `duplicate VAL user ID ${id} (an earlier line has it)` };
+        else seen.add(id);
+      }
+      if (line <= resumedAfterLine) {
+        resumedBytes = info.bytes; // committed by an earlier run: parsed only to know the IDs it holds
+        continue;
+      }
+      if ('row' in checked) {
+        batch.rows.push(checked.row);
+        batch.records++;
+        batch.lastLine = line;
+      } else {
+        take({ line, reason: checked.reason });
+      }
+      batch.bytes = info.bytes;
+      if (batch.records >= batchSize) {
+        await flush(batch);
+        batch = emptyBatch();
+        if (options.signal?.aborted) {
+          interrupted = true;
+          break;
+        }
+      }
+    }
+    if (!interrupted) {
+      for (const m of malformed.splice(0)) if (m.line > resumedAfterLine) take(m);
+      if (batch.records > 0) {
+        batch.bytes = totalBytes;
+        await flush(batch);
+      }
+    }
+    await chain;
+  } catch (err) {
+    await chain.catch(() => {});
+    if (!columns && err instanceof Error && !(err instanceof ImportFileError)) {
+      throw err.cause instanceof ImportFileError ? err.cause : new ImportFileError(`${name}: ${err.message}`);
+    }
+    throw err;
+  } finally {
+    source.destroy();
+    await pool?.close();
+  }
+  if (!columns) throw new ImportFileError(`${name}: empty file (expected a header line: val_user_id,password or val_user_id,password_hash)`);
+  if (!interrupted) await finishCheckpoint(db, sha256);
+
+  return {
+    file: name,
+    sha256,
+    outcome: interrupted ? 'interrupted' : 'completed',
+    resumedAfterLine,
+    lastLine: committedLine,
+    created: totals.created,
+    updated: totals.updated,
+    rejected: totals.rejected,
+    rejections,
+    servicesAdded: totals.servicesAdded,
+  };
+}
+
+function emptyBatch(): Batch {
+  return { rows: [], rejections: [], records: 0, lastLine: 0, bytes: 0 };
+}
+
+async function hashBatch(pool: () => HashPool, batch: Batch): Promise<ImportRow[]> {
+  const plain = batch.rows.filter((r) => r.password !== undefined);
+  const hashes = plain.length ? await pool().hashAll(plain.map((r) => r.password!)) : [];
+  plain.forEach((r, i) => (r.passwordHash = hashes[i]!));
+  // Passwords leave memory with the batch; only hashes go to the database.
+  return batch.rows.map(({ password: _password, ...row }) => row);
+}
+
+function checkHeader(header: string[], file: string): Columns {
+  const names = header.map((h) => h.trim().toLowerCase());
+  const has = new Set<Column>();
+  for (const n of names) {
+    if (!(IMPORT_COLUMNS as readonly string[]).includes(n)) {
+      throw new ImportFileError(`${file}: unknown column "${n.slice(0, 40)}" (columns: ${IMPORT_COLUMNS.join(', ')})`);
+    }
+    if (has.has(n as Column)) throw new ImportFileError(`${file}: column "${n}" appears twice`);
+    has.add(n as Column);
+  }
+  if (!has.has('val_user_id') || (!has.has('password') && !has.has('password_hash'))) {
+    throw new ImportFileError(`${file}: the header must name val_user_id and password or password_hash (got: ${names.join(',').slice(0, 100)})`);
+  }
+  return { has };
+}
+
+// Reasons name the problem, never the password or hash that caused it.
+function checkRow(record: Record<string, string>, columns: Columns): { row: ImportRow & { password?: string } } | { reason: string } {
+  let valUserId: string;
+  try {
+    valUserId = validateId('VAL user ID', record.val_user_id?.trim());
+  } catch (err) {
+    return { reason: (err as Error).message };
+  }
+  const password = columns.has.has('password') ? (record.password ?? '') : '';
+  const passwordHash = columns.has.has('password_hash') ? (record.password_hash ?? '').trim() : '';
+  if (password && passwordHash) return { reason: 'both password and password_hash given' };
+  if (!password && !passwordHash) return { reason: 'no password or password_hash' };
+  if (password && (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)) {
+    return { reason: `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters` };
+  }
+  if (passwordHash) {
+    const problem = importedHashProblem(passwordHash);
+    if (problem) return { reason: problem };
+  }
+  const statusCell = (record.status ?? '').trim().toLowerCase();
+  if (statusCell && statusCell !== 'active' && statusCell !== 'disabled') return { reason: 'status must be active or disabled' };
+  const status = columns.has.has('status') ? ((statusCell || 'active') as 'active' | 'disabled') : undefined;
+  const services: string[] = [];
+  for (const s of (record.services ?? '').split(/[\s;]+/).filter(Boolean)) {
+    try {
+      services.push(validateId('VAL service ID', s));
+    } catch (err) {
+      return { reason: (err as Error).message };
+    }
+  }
+  return { row: { valUserId, passwordHash, status, services: [...new Set(services)], ...(password ? { password } : {}) } };
+}
+
+async function digest(file: string): Promise<{ size: number; sha256: string }> {
+  let size: number;
+  try {
+    const stat = await fs.promises.stat(file);
+    if (!stat.isFile()) throw new ImportFileError(`${file}: not a file`);
+    size = stat.size;
+  } catch (err) {
+    if (err instanceof ImportFileError) throw err;
+    throw new ImportFileError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return { size, sha256: hash.digest('hex') };
+}
