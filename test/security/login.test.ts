@@ -1,0 +1,242 @@
+// The login form under attack: CSRF, user enumeration (answers and timing), brute force throttling, session fixation.
+import { performance } from 'node:perf_hooks';
+import * as oidc from 'openid-client';
+import { Browser } from '../helpers/browser.ts';
+import { cliOk } from '../helpers/cli.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { hashPassword, verifyPassword } from '../../src/users/passwords.ts';
+import type { ThrottlePolicy } from '../../src/users/throttle.ts';
+import { authRequest, insecure, login, median, openLoginForm, PASSWORDS, provision, submitLogin, type Deployment } from './support.ts';
+
+const RELAXED: ThrottlePolicy = { windowSeconds: 900, userLimit: 10_000, addressLimit: 10_000, lockSeconds: 30, maxLockSeconds: 900 };
+const STRICT: ThrottlePolicy = { windowSeconds: 900, userLimit: 3, addressLimit: 6, lockSeconds: 30, maxLockSeconds: 900 };
+
+let database: TestDatabase;
+let d: Deployment;
+/** A second instance on the same database behind a "proxy" (IDMS_TRUST_PROXY=1) with small throttle limits. */
+let strict: TestServer;
+let strictDeployment: Deployment;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  d = await provision(await startTestServer(database, { throttle: RELAXED }));
+  strict = await startTestServer(database, { throttle: STRICT, env: { IDMS_TRUST_PROXY: '1' } });
+  strictDeployment = { ...d, server: strict, ue: await oidc.discovery(new URL(strict.issuer), 'val-ue', undefined, oidc.None(), insecure) };
+  await cliOk(d.server.env, ['user', 'add', 'mallory', '--password', 'mallory-password-1']);
+  await cliOk(d.server.env, ['user', 'add', 'disabled-user', '--password', 'disabled-password-1']);
+  await cliOk(d.server.env, ['user', 'disable', 'disabled-user']);
+  for (const user of ['carol', 'dave', 'erin', 'frank']) await cliOk(d.server.env, ['user', 'add', user, '--password', `${user}-password-1`]);
+  await cliOk(d.server.env, ['service', 'grant', 'mcptt-1', 'mallory', 'carol', 'dave', 'erin', 'frank']);
+});
+
+afterAll(async () => {
+  await strict?.close();
+  await d?.server.close();
+  await database?.drop();
+});
+
+describe('login CSRF (RFC 9700 §4.7, OWASP login CSRF)', () => {
+  test('a submission without the csrf field is refused and logs nobody in', async () => {
+    const form = await openLoginForm(d.ue);
+    const res = await submitLogin(form, { val_user_id: 'alice', password: PASSWORDS.alice });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('location')).toBeNull();
+    expect(form.browser.jar.names()).not.toContain('_session');
+  });
+
+  test('a wrong csrf value is refused', async () => {
+    const form = await openLoginForm(d.ue);
+    const res = await submitLogin(form, { csrf: form.csrf.slice(0, -2) + 'xx', val_user_id: 'alice', password: PASSWORDS.alice });
+    expect(res.status).toBe(403);
+  });
+
+  test('the csrf value of another sign-in request is refused', async () => {
+    const mine = await openLoginForm(d.ue);
+    const other = await openLoginForm(d.ue);
+    const res = await submitLogin(mine, { csrf: other.csrf, val_user_id: 'alice', password: PASSWORDS.alice });
+    expect(res.status).toBe(403);
+  });
+
+  test("an attacker's complete form posted from a browser without the interaction cookie is refused", async () => {
+    // The attacker opens the flow in their own browser and makes the victim's browser submit it (login CSRF).
+    const attacker = await openLoginForm(d.ue);
+    const victim = { ...attacker, browser: new Browser() };
+    const res = await submitLogin(victim, { csrf: attacker.csrf, val_user_id: 'mallory', password: 'mallory-password-1' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+  });
+
+  test('control: the same form with its csrf value and cookie signs in', async () => {
+    const form = await openLoginForm(d.ue);
+    const res = await submitLogin(form, { csrf: form.csrf, val_user_id: 'alice', password: PASSWORDS.alice });
+    expect(res.status).toBe(303);
+  });
+});
+
+describe('user enumeration (OWASP ASVS V2.2, RFC 9700 §4.16)', () => {
+  const normalise = (html: string, userId: string) => html.replaceAll(`value="${userId}"`, 'value="…"');
+
+  test('unknown user, wrong password and disabled user get the same status, body and headers', async () => {
+    const form = await openLoginForm(d.ue);
+    const answers = [];
+    for (const [user, password] of [['nobody-here', 'some-password-1'], ['alice', 'wrong-password-1'], ['disabled-user', 'disabled-password-1']] as const) {
+      const res = await submitLogin(form, { csrf: form.csrf, val_user_id: user, password });
+      const headers = [...res.headers.keys()].filter((h) => h !== 'date' && h !== 'content-length').sort();
+      answers.push({ status: res.status, headers, body: normalise(await res.text(), user) });
+    }
+    expect(answers[0]!.status).toBe(400);
+    expect(answers[1]).toEqual(answers[0]);
+    expect(answers[2]).toEqual(answers[0]);
+  });
+
+  test('unknown user and wrong password take the same time (30 interleaved tries each, within half an argon2id verification)', async () => {
+    const form = await openLoginForm(d.ue);
+    const time = async (user: string, password: string) => {
+      const start = performance.now();
+      const res = await submitLogin(form, { csrf: form.csrf, val_user_id: user, password });
+      await res.text();
+      expect(res.status).toBe(400);
+      return performance.now() - start;
+    };
+    await time('alice', 'warm-up-password'); // the dummy hash and the first argon2 run are one-off costs
+    await time('nobody-warm-up', 'warm-up-password');
+    // Interleaved triples (unknown user, wrong password, one bare argon2id verification as the yardstick), so drift
+    // in machine load hits all three alike; the comparison is on the paired differences.
+    const hash = await hashPassword('band-measurement-password');
+    const unknown: number[] = [];
+    const wrong: number[] = [];
+    const cost: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      unknown.push(await time(`nobody-${i}`, `guess-${i}-password`));
+      wrong.push(await time('alice', `guess-${i}-password`));
+      const start = performance.now();
+      await verifyPassword(hash, `guess-${i}-password`);
+      cost.push(performance.now() - start);
+    }
+    const gap = median(wrong.map((w, i) => w - unknown[i]!));
+    const verification = median(cost);
+    console.info(
+      `login timing medians: unknown user ${median(unknown).toFixed(1)} ms, wrong password ${median(wrong).toFixed(1)} ms, ` +
+        `paired gap ${gap.toFixed(1)} ms, one argon2id verification ${verification.toFixed(1)} ms`,
+    );
+    // The band is half of one verification: an unknown user that skipped the dummy verification would answer a
+    // whole verification faster than a wrong password.
+    expect(Math.abs(gap)).toBeLessThan(verification / 2);
+  });
+});
+
+describe('brute force throttling (RFC 9700 §4.16, OWASP ASVS V2.2.1)', () => {
+  const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+  test('after the per-user limit the account is locked, even for the right password and from another address', async () => {
+    const form = await openLoginForm(strictDeployment.ue);
+    for (let i = 0; i < STRICT.userLimit; i++) {
+      const res = await submitLogin(form, { csrf: form.csrf, val_user_id: 'carol', password: `wrong-${i}` }, from('10.1.0.1'));
+      expect(res.status).toBe(400);
+    }
+    const right = await submitLogin(form, { csrf: form.csrf, val_user_id: 'carol', password: 'carol-password-1' }, from('10.1.0.1'));
+    expect(right.status).toBe(429);
+    expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(0);
+    const elsewhere = await openLoginForm(strictDeployment.ue);
+    expect((await submitLogin(elsewhere, { csrf: elsewhere.csrf, val_user_id: 'carol', password: 'carol-password-1' }, from('10.1.0.2'))).status).toBe(429);
+  });
+
+  test('an unknown VAL user ID is locked the same way (the lock does not reveal existence)', async () => {
+    const form = await openLoginForm(strictDeployment.ue);
+    const statuses = [];
+    for (let i = 0; i <= STRICT.userLimit; i++) {
+      statuses.push((await submitLogin(form, { csrf: form.csrf, val_user_id: 'no-such-user', password: `wrong-${i}` }, from('10.1.0.3'))).status);
+    }
+    expect(statuses).toEqual([...Array(STRICT.userLimit).fill(400), 429]);
+  });
+
+  test('after the per-address limit, that address is locked for every user; other addresses are not', async () => {
+    const form = await openLoginForm(strictDeployment.ue);
+    // One failure per user: no user reaches its own limit, only the address does.
+    for (let i = 0; i < STRICT.addressLimit; i++) {
+      expect((await submitLogin(form, { csrf: form.csrf, val_user_id: `sprayed-${i}`, password: 'Winter2026!' }, from('10.2.0.1'))).status).toBe(400);
+    }
+    expect((await submitLogin(form, { csrf: form.csrf, val_user_id: 'dave', password: 'dave-password-1' }, from('10.2.0.1'))).status).toBe(429);
+    const other = await openLoginForm(strictDeployment.ue);
+    expect((await submitLogin(other, { csrf: other.csrf, val_user_id: 'dave', password: 'dave-password-1' }, from('10.2.0.2'))).status).toBe(303);
+  });
+
+  test('X-Forwarded-For entries written by the client do not dodge the address limit (only the proxy-appended hop counts)', async () => {
+    const form = await openLoginForm(strictDeployment.ue);
+    for (let i = 0; i < STRICT.addressLimit; i++) {
+      const spoofed = { 'x-forwarded-for': `198.51.100.${i}, 10.3.0.1` };
+      expect((await submitLogin(form, { csrf: form.csrf, val_user_id: `spray-${i}`, password: 'Winter2026!' }, spoofed)).status).toBe(400);
+    }
+    const again = await submitLogin(form, { csrf: form.csrf, val_user_id: 'erin', password: 'erin-password-1' }, { 'x-forwarded-for': '203.0.113.9, 10.3.0.1' });
+    expect(again.status).toBe(429);
+  });
+
+  test('without IDMS_TRUST_PROXY, X-Forwarded-For is ignored: the socket address is what counts', async () => {
+    // The relaxed server does not trust proxies; its limits are high, so read the counters it wrote instead.
+    const form = await openLoginForm(d.ue);
+    await submitLogin(form, { csrf: form.csrf, val_user_id: 'frank', password: 'wrong-password' }, from('10.9.9.9'));
+    const keys = await database.db('login_attempts').pluck('key');
+    expect(keys).toContain('ip:127.0.0.1');
+    expect(keys).not.toContain('ip:10.9.9.9');
+  });
+});
+
+/**
+ * Follows the login response to the client's redirect_uri, including the auto-submitted form oidc-provider shows when
+ * the browser's session belonged to another account (it ends that session first).
+ */
+async function completeLogin(browser: Browser, res: Response, redirectUri: string): Promise<string> {
+  let current = res;
+  let base = 'http://invalid/';
+  for (let i = 0; i < 10; i++) {
+    const location = current.headers.get('location');
+    if (location) {
+      const next = new URL(location, current.url || base);
+      if (next.href.startsWith(redirectUri)) return next.href;
+      base = next.href;
+      current = await browser.get(next);
+      continue;
+    }
+    const html = await current.text();
+    const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+    if (!action) throw new Error(`login stopped at HTTP ${current.status}: ${html.slice(0, 200)}`);
+    const fields = Object.fromEntries([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    base = new URL(action.replace(/&amp;/g, '&'), base).href;
+    current = await browser.post(base, fields);
+  }
+  throw new Error('too many steps');
+}
+
+describe('session fixation (OWASP session management)', () => {
+  const SESSION = '_session';
+
+  test('the session cookie value changes at login, and the old value no longer identifies a session', async () => {
+    // The attacker signs in as themselves and plants their session cookies in the victim's browser.
+    const attacker = await login(d.ue, 'bob');
+    const planted = attacker.browser.jar.get(SESSION);
+    const plantedSig = attacker.browser.jar.get(`${SESSION}.sig`);
+    expect(planted).toEqual(expect.any(String));
+    const victim = new Browser();
+    victim.jar.store(new Response(null, { headers: [['set-cookie', `${SESSION}=${planted}; path=/`], ['set-cookie', `${SESSION}.sig=${plantedSig}; path=/`]] }));
+
+    const form = await openLoginForm(d.ue, { prompt: 'login' }, victim);
+    const callback = await completeLogin(victim, await submitLogin(form, { csrf: form.csrf, val_user_id: 'alice', password: PASSWORDS.alice }), form.req.redirectUri);
+    expect(new URL(callback).searchParams.get('code')).toEqual(expect.any(String));
+    const after = victim.jar.get(SESSION);
+    expect(after).toEqual(expect.any(String));
+    expect(after).not.toBe(planted);
+
+    // The attacker's copy is dead: it does not silently sign them in as the victim.
+    const { url } = await authRequest(d.ue, { prompt: 'none' });
+    const res = await attacker.browser.get(url);
+    expect(new URL(res.headers.get('location')!).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('a session ID chosen by the attacker is never adopted', async () => {
+    const victim = new Browser();
+    victim.jar.store(new Response(null, { headers: [['set-cookie', `${SESSION}=attacker-chosen-session-id; path=/`]] }));
+    await login(d.ue, 'alice', {}, victim);
+    expect(victim.jar.get(SESSION)).not.toBe('attacker-chosen-session-id');
+  });
+});
