@@ -1,0 +1,338 @@
+// `npm run bench`: starts seal-idms (all cores) and the bare oidc-provider baseline, seeds them, measures each flow, writes bench/RESULTS.md.
+// Environment: BENCH_QUICK=1 (smoke run), BENCH_DATABASE_URL or IDMS_DATABASE_URL (PostgreSQL server instead of the
+// embedded one), BENCH_WORKERS, BENCH_SECONDS, BENCH_RUNS, BENCH_CONCURRENCY, BENCH_LOGIN_CONCURRENCY,
+// BENCH_ONLY=login,client_credentials,… , BENCH_CPU_PROF=<dir> (write V8 CPU profiles of seal-idms), BENCH_NO_BASELINE=1,
+// BENCH_SERVER_ENV="K=V …" (extra environment for seal-idms), BENCH_KEEP=1 (keep the temp dir and logs), BENCH_NO_WRITE=1.
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config/env.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { createKnex } from '../src/db/knex.ts';
+import { listClients } from '../src/oidc/clients.ts';
+import { hashPassword } from '../src/users/passwords.ts';
+import type { BaselineSetup } from './baseline/server.ts';
+import { passwordLogin, RefreshChains } from './flows.ts';
+import { closedLoop, HttpClient, paced, type LoadResult } from './load.ts';
+import { coreScenarios, federationScenarios, JWT_BEARER, OPAQUE, prepareFederation, SKMS, TOKEN_EXCHANGE, VAL_SCOPE, type Scenario, type Target, type TargetName } from './scenarios.ts';
+import { cliOk, freePort, memoryOf, processTree, ROOT, startProcess, type ProcessMemory } from './servers.ts';
+import { runProvisioningBench } from './provisioning.ts';
+
+const env = process.env;
+const num = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
+const QUICK = env.BENCH_QUICK === '1';
+const SECONDS = num('BENCH_SECONDS', QUICK ? 1 : 4);
+const RUNS = num('BENCH_RUNS', QUICK ? 1 : 3);
+const WARMUP_SECONDS = QUICK ? 0.5 : 1;
+const CONCURRENCY = num('BENCH_CONCURRENCY', 32);
+const LOGIN_CONCURRENCY = num('BENCH_LOGIN_CONCURRENCY', 8);
+const WORKERS = num('BENCH_WORKERS', os.availableParallelism());
+const USERS = QUICK ? 20 : 100;
+const CHAINS = Math.max(64, CONCURRENCY * 2);
+const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',')) : undefined;
+const PASSWORD = 'bench-password-1';
+
+type Outcome = { runs: LoadResult[]; median: LoadResult; half?: LoadResult; error?: string };
+
+const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'idms-bench-'));
+  await fs.chmod(tmp, 0o755); // the postgres OS user (when running as root) must reach the data dir
+  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  // BENCH_KEEP=1 keeps the data dir and the servers' logs for a look afterwards.
+  const cleanups: (() => Promise<void>)[] = [
+    async () => {
+      if (env.BENCH_KEEP) log(`kept ${tmp}`);
+      else await fs.rm(tmp, { recursive: true, force: true });
+    },
+  ];
+  try {
+    const external = env.BENCH_DATABASE_URL || env.IDMS_DATABASE_URL;
+    const database = external ? await scratchDatabase(external, cleanups) : undefined;
+
+    // seal-idms as an operator runs it: production mode, `serve`, all cores.
+    const port = await freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const idmsEnv: NodeJS.ProcessEnv = {
+      ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('IDMS_') && !k.startsWith('BENCH_'))),
+      NODE_ENV: 'production',
+      IDMS_SECRET: crypto.randomBytes(32).toString('base64url'),
+      IDMS_DATA_DIR: path.join(tmp, 'data'),
+      IDMS_PORT: String(port),
+      IDMS_ISSUER: origin,
+      IDMS_WORKERS: String(WORKERS),
+      ...(database ? { IDMS_DATABASE_URL: database } : {}),
+      // Experiments: BENCH_SERVER_ENV="IDMS_LOG_LEVEL=warn IDMS_DB_POOL_MAX=4" reaches the seal-idms processes only.
+      ...Object.fromEntries((env.BENCH_SERVER_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+    };
+    const profile = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(env.BENCH_CPU_PROF)}`] : [];
+    log(`starting seal-idms (${WORKERS} workers, ${database ? 'external PostgreSQL' : 'embedded PostgreSQL'})`);
+    const ours = await startProcess('seal-idms', [...profile, 'src/main.ts', 'serve'], idmsEnv, origin, '/readyz', path.join(tmp, 'seal-idms.log'));
+    cleanups.unshift(() => ours.stop());
+
+    log(`seeding ${USERS} VAL users, clients, resource servers`);
+    const users = Array.from({ length: USERS }, (_, i) => ({ id: `bench-user-${i}`, password: PASSWORD }));
+    const passwordHash = await hashPassword(PASSWORD);
+    const config = loadConfig(idmsEnv);
+    const db = await openDatabase(config, { migrate: false, poolMax: 2 });
+    let pgVersion: string;
+    let serverUrl: string;
+    try {
+      await db.db('val_users').insert(users.map((u) => ({ val_user_id: u.id, password_hash: passwordHash })));
+      pgVersion = String((await db.db.raw('show server_version')).rows[0].server_version);
+      serverUrl = db.url;
+    } finally {
+      await db.close();
+    }
+    const services: Record<string, string[]> = {};
+    for (const u of users) services[u.id] = ['bench-svc-1'];
+    for (const u of users.slice(0, USERS / 2)) services[u.id]!.push('bench-svc-2');
+    await cliOk(idmsEnv, ['service', 'grant', 'bench-svc-1', ...users.map((u) => u.id)]);
+    await cliOk(idmsEnv, ['service', 'grant', 'bench-svc-2', ...users.slice(0, USERS / 2).map((u) => u.id)]);
+    const federation = await prepareFederation(origin, tmp, idmsEnv);
+    if (!federation.tokenExchange || !federation.jwtBearer) log('the server does not advertise token exchange / JWT bearer: those flows are left out');
+    const ue = { clientId: 'bench-ue', redirectUri: 'http://127.0.0.1:9/cb' };
+    const valServer = { clientId: 'bench-val-server', secret: crypto.randomBytes(24).toString('hex') };
+    const ueGrants = ['authorization_code', 'refresh_token', ...(federation.tokenExchange ? [TOKEN_EXCHANGE] : []), ...(federation.jwtBearer ? [JWT_BEARER] : [])];
+    await cliOk(idmsEnv, ['client', 'add', ue.clientId, '--public', '--redirect-uri', ue.redirectUri, '--name', 'Benchmark VAL client', ...ueGrants.flatMap((g) => ['--grant', g])]);
+    await cliOk(idmsEnv, ['client', 'add', valServer.clientId, '--secret', valServer.secret, '--grant', 'client_credentials']);
+    await cliOk(idmsEnv, ['resource', 'add', SKMS, '--scope', VAL_SCOPE]);
+
+    const targets: Target[] = [];
+    targets.push({ name: 'seal-idms', issuer: origin, server: ours, http: new HttpClient(origin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: SKMS });
+
+    if (env.BENCH_NO_BASELINE !== '1') {
+      const clientsDb = await openDatabase(config, { migrate: false, poolMax: 1 });
+      const clients = await listClients(clientsDb.db).finally(() => clientsDb.close());
+      const basePort = await freePort();
+      const baseOrigin = `http://127.0.0.1:${basePort}`;
+      const setup: BaselineSetup = {
+        issuer: baseOrigin,
+        clients: clients as Record<string, unknown>[],
+        users: Object.fromEntries(users.map((u) => [u.id, passwordHash])),
+        services,
+        resources: { 'urn:3gpp:seal': VAL_SCOPE, [SKMS]: VAL_SCOPE, [OPAQUE]: VAL_SCOPE },
+        opaqueResources: [OPAQUE],
+        defaultResource: 'urn:3gpp:seal',
+        partnerIssuer: federation.partnerIssuer,
+        partnerJwks: federation.partnerJwks as BaselineSetup['partnerJwks'],
+      };
+      log('starting the baseline (bare oidc-provider, in-memory, one process)');
+      const baseline = await startProcess('baseline', ['bench/baseline/server.ts'], { ...idmsEnv, BASELINE_PORT: String(basePort), BASELINE_SETUP: JSON.stringify(setup) }, baseOrigin, '/.well-known/openid-configuration', path.join(tmp, 'baseline.log'));
+      cleanups.unshift(() => baseline.stop());
+      targets.push({ name: 'baseline', issuer: baseOrigin, server: baseline, http: new HttpClient(baseOrigin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: OPAQUE });
+    }
+
+    // Refresh chains: each starts with a real login asking for offline_access.
+    for (const t of targets) {
+      const tokens: string[] = [];
+      const seed = await closedLoop(
+        async () => {
+          tokens.push((await passwordLogin(t, pick(users), `openid offline_access ${VAL_SCOPE}`)).refresh_token!);
+        },
+        { concurrency: LOGIN_CONCURRENCY, seconds: 120, maxCount: CHAINS },
+      );
+      if (seed.errors) throw new Error(`${t.name}: logins for refresh chains failed: ${seed.errorSamples.join('; ')}`);
+      t.chains = new RefreshChains(tokens);
+    }
+
+    const scenarios = [
+      ...coreScenarios({ concurrency: CONCURRENCY, loginConcurrency: LOGIN_CONCURRENCY }),
+      ...federationScenarios(federation, { concurrency: CONCURRENCY }),
+    ].filter((s) => !ONLY || ONLY.has(s.key));
+    const results = new Map<string, Map<TargetName, Outcome>>();
+    for (const s of scenarios) {
+      const active = targets.filter((t) => s.targets.includes(t.name));
+      const byTarget = new Map<TargetName, Outcome>();
+      results.set(s.key, byTarget);
+      const runs = new Map<TargetName, LoadResult[]>(active.map((t) => [t.name, []]));
+      const failed = new Map<TargetName, string>();
+      const attempt = async (t: Target, fn: () => Promise<void>) => {
+        if (failed.has(t.name)) return;
+        try {
+          await fn();
+        } catch (err) {
+          failed.set(t.name, err instanceof Error ? err.message : String(err));
+        }
+      };
+      for (const t of active) {
+        await attempt(t, async () => {
+          await s.prepare?.(t);
+          await closedLoop(s.op(t), { concurrency: s.concurrency, seconds: WARMUP_SECONDS });
+        });
+      }
+      // Runs interleave the targets, so a burst of noise from other work on the machine hits both.
+      for (let r = 0; r < RUNS; r++) {
+        for (const t of active) {
+          await attempt(t, async () => {
+            await s.prepare?.(t);
+            const res = await closedLoop(s.op(t), { concurrency: s.concurrency, seconds: SECONDS });
+            runs.get(t.name)!.push(res);
+            log(`${s.key} ${t.name} run ${r + 1}: ${res.rate.toFixed(0)}/s p50 ${res.p50.toFixed(1)} ms p99 ${res.p99.toFixed(1)} ms errors ${res.errors}${res.errors ? ` (${res.errorSamples[0]})` : ''}`);
+          });
+        }
+      }
+      for (const t of active) {
+        const list = runs.get(t.name)!;
+        if (!list.length) {
+          byTarget.set(t.name, { runs: [], median: emptyResult(), error: failed.get(t.name) ?? 'no run' });
+          log(`${s.key} ${t.name} failed: ${failed.get(t.name)}`);
+          continue;
+        }
+        const median = [...list].sort((a, b) => a.rate - b.rate)[Math.floor(list.length / 2)]!;
+        const outcome: Outcome = { runs: list, median, error: failed.get(t.name) };
+        byTarget.set(t.name, outcome);
+        await attempt(t, async () => {
+          await s.prepare?.(t);
+          const rate = Math.max(1, median.rate / 2);
+          outcome.half = await paced(s.op(t), { rate, seconds: SECONDS, maxInFlight: s.concurrency * 8 });
+          log(`${s.key} ${t.name} at ${rate.toFixed(0)}/s (half max): p50 ${outcome.half.p50.toFixed(1)} ms p99 ${outcome.half.p99.toFixed(1)} ms errors ${outcome.half.errors}`);
+        });
+      }
+    }
+
+    const memory = new Map<TargetName, LabelledMemory[]>(targets.map((t) => [t.name, labelled(t.server.child.pid!)]));
+    const provisioning = await provisioningBench(serverUrl, log);
+    for (const t of targets) t.http.close();
+
+    const report = renderReport({ scenarios, results, memory, pgVersion, external: Boolean(database), provisioning, elapsed: (Date.now() - started) / 1000 });
+    process.stdout.write(report.table + '\n');
+    if (!env.BENCH_NO_WRITE) await fs.writeFile(path.join(ROOT, 'bench', 'RESULTS.md'), report.markdown);
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${env.BENCH_NO_WRITE ? '' : '; wrote bench/RESULTS.md'}`);
+  } finally {
+    for (const c of cleanups) await c().catch((err: unknown) => log(`cleanup: ${String(err)}`));
+  }
+}
+
+/** bench/provisioning.ts (100,000-user Provide_Configuration, token-time lookup among 1,000,000 mappings) on the same PostgreSQL server. */
+async function provisioningBench(serverUrl: string, log: (line: string) => void): Promise<string | undefined> {
+  if (ONLY && !ONLY.has('provisioning')) return undefined;
+  log('provisioning benchmark (bench/provisioning.ts)');
+  try {
+    const r = await runProvisioningBench({
+      databaseUrl: serverUrl,
+      log: (line) => log(`provisioning: ${line}`),
+      ...(QUICK ? { users: 10_000, runs: 1, mappings: 100_000, lookups: 1000 } : {}),
+    });
+    return [
+      `| figure | value | target |`,
+      `|---|---:|---|`,
+      `| one Provide_Configuration of ${r.users.toLocaleString('en')} VAL users (median of ${r.provideSeconds.length}, HTTP request to response) | ${r.provideMedianSeconds.toFixed(2)} s | ≤ 3 s for 100,000 |`,
+      `| replace of that set by one overlapping it by half | ${r.replaceSeconds.toFixed(2)} s | |`,
+      `| services-of-user lookup at token issuance, ${r.mappings.toLocaleString('en')} mappings stored (${r.lookups} lookups) | p50 ${r.lookupP50Ms.toFixed(2)} ms, p99 ${r.lookupP99Ms.toFixed(2)} ms (${r.indexScan ? 'index scan' : 'NOT an index scan'}) | |`,
+    ].join('\n');
+  } catch (err) {
+    return `failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+/** A database of its own on the given PostgreSQL server (dropped afterwards), or the given one if we may not create one. */
+async function scratchDatabase(url: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  const name = `idms_bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = createKnex(url, { max: 1 });
+  try {
+    await admin.raw(`create database ${name}`);
+  } catch {
+    await admin.destroy();
+    return url;
+  }
+  await admin.destroy();
+  cleanups.push(async () => {
+    const a = createKnex(url, { max: 1 });
+    await a.raw(`drop database if exists ${name} with (force)`).finally(() => a.destroy());
+  });
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+function emptyResult(): LoadResult {
+  return { ok: 0, errors: 0, rate: 0, seconds: 0, p50: NaN, p99: NaN, max: NaN, errorSamples: [] };
+}
+
+type ReportInput = {
+  scenarios: Scenario[];
+  results: Map<string, Map<TargetName, Outcome>>;
+  memory: Map<TargetName, LabelledMemory[]>;
+  pgVersion: string;
+  external: boolean;
+  provisioning: string | undefined;
+  elapsed: number;
+};
+
+function renderReport(input: ReportInput): { table: string; markdown: string } {
+  const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(0));
+  const f1 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(1));
+  const header = ['flow', 'seal-idms /s', 'p50 ms', 'p99 ms', 'errors', 'p99 @½ max', 'baseline /s', 'p50 ms', 'p99 ms', 'errors', 'p99 @½ max', 'ours/baseline', 'target'];
+  const rows: string[][] = [];
+  for (const s of input.scenarios) {
+    const r = input.results.get(s.key)!;
+    const o = r.get('seal-idms');
+    const b = r.get('baseline');
+    const cells = (x: Outcome | undefined) =>
+      x ? (x.runs.length ? [f0(x.median.rate), f1(x.median.p50), f1(x.median.p99), String(x.runs.reduce((n, run) => n + run.errors, 0)), f1(x.half?.p99)] : ['failed', '', '', '', '']) : ['—', '', '', '', ''];
+    const ratio = o?.runs.length && b?.runs.length ? (o.median.rate / b.median.rate).toFixed(2) : '—';
+    rows.push([s.key, ...cells(o), ...cells(b), ratio, s.goal ?? '']);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const table = [line(header), ...rows.map(line)].join('\n');
+
+  const md: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  md.push('# Benchmark results', '');
+  md.push(`Written by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString()}${QUICK ? ' — **BENCH_QUICK smoke run, not a measurement**' : ''}.`, '');
+  md.push(`- Machine: ${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`);
+  md.push(`- Node ${process.version}; PostgreSQL ${input.pgVersion} (${input.external ? 'external server' : 'embedded, same machine'})`);
+  md.push(`- seal-idms: \`serve\` with NODE_ENV=production, IDMS_WORKERS=${WORKERS}; baseline: bare oidc-provider, in-memory adapter, one process (bench/baseline/server.ts)`);
+  md.push(`- Load: closed loop on loopback from one Node process (bench/load.ts), keep-alive, concurrency ${CONCURRENCY} (logins ${LOGIN_CONCURRENCY}); ${RUNS} runs of ${SECONDS} s per flow and server, interleaved; figures are the median run. "p99 @½ max" is an open-loop run at half the median max rate, latency counted from each request's scheduled start.`);
+  md.push(`- Everything (load generator, servers, PostgreSQL) shares the same ${os.availableParallelism()} CPUs; the ratio to the baseline is the figure that holds on a noisy machine.`);
+  md.push(`- Whole run: ${input.elapsed.toFixed(0)} s.`, '');
+  md.push('| flow | seal-idms /s | p50 ms | p99 ms | errors | p99 @½ max | baseline /s | p50 ms | p99 ms | errors | p99 @½ max | ours / baseline | target |');
+  md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) md.push(`| ${r.join(' | ')} |`);
+  md.push('', '## Flows', '');
+  for (const s of input.scenarios) {
+    const r = input.results.get(s.key)!;
+    const runs = [...r].map(([name, o]) => `${name}: ${o.runs.map((x) => x.rate.toFixed(0)).join(', ') || 'failed'}${o.error ? ` (error: ${o.error.slice(0, 200)})` : ''}`).join('; ');
+    const samples = [...r].flatMap(([name, o]) => o.runs.flatMap((x) => x.errorSamples).slice(0, 2).map((e) => `${name}: ${e}`));
+    md.push(`- **${s.key}** — ${s.title}. Runs (/s): ${runs}.${samples.length ? ` Error samples: ${samples.join(' · ')}` : ''}`);
+  }
+  md.push('', '## Peak memory (VmHWM) per process', '', '| server | process | peak RSS MB | RSS at end MB |', '|---|---|---:|---:|');
+  for (const [name, procs] of input.memory) {
+    for (const p of procs.filter((x) => !x.label.startsWith('PostgreSQL'))) md.push(`| ${name} | ${p.label} | ${p.peakRssMb.toFixed(0)} | ${p.rssMb.toFixed(0)} |`);
+    const pg = procs.filter((x) => x.label.startsWith('PostgreSQL'));
+    if (pg.length) {
+      const peak = Math.max(...pg.map((x) => x.peakRssMb));
+      const end = Math.max(...pg.map((x) => x.rssMb));
+      // A backend's RSS counts the pages of shared_buffers it touched, so the processes do not add up.
+      md.push(`| ${name} | PostgreSQL, ${pg.length} processes (largest; includes shared buffers it touched) | ${peak.toFixed(0)} | ${end.toFixed(0)} |`);
+    }
+  }
+  if (input.provisioning !== undefined) md.push('', '## Provisioning', '', input.provisioning);
+  md.push('');
+  const mem = [...input.memory].map(([name, procs]) => {
+    const pg = procs.filter((p) => p.label.startsWith('PostgreSQL'));
+    const node = procs.filter((p) => !p.label.startsWith('PostgreSQL')).map((p) => `${p.label} ${p.peakRssMb.toFixed(0)} MB`);
+    return `${name}: ${node.join(', ')}${pg.length ? `, PostgreSQL processes ≤ ${Math.max(...pg.map((p) => p.peakRssMb)).toFixed(0)} MB each` : ''}`;
+  });
+  return { table: `${table}\n\npeak RSS — ${mem.join(' · ')}`, markdown: md.join('\n') };
+}
+
+type LabelledMemory = ProcessMemory & { label: string };
+
+/** Peak RSS of a server's processes: the one we started, its cluster workers, its embedded PostgreSQL. */
+function labelled(root: number): LabelledMemory[] {
+  return memoryOf(processTree(root)).map((p) => {
+    let label: string;
+    if (p.command.includes('postgres')) label = `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}`;
+    else if (p.pid === root) label = p.command.includes('baseline') ? 'node' : WORKERS > 1 ? 'node primary' : 'node';
+    else label = `node worker ${p.pid}`;
+    return { ...p, label };
+  });
+}
+
+await main();
