@@ -19,8 +19,20 @@ import { sweepExpiredPayloads } from './oidc/adapter.ts';
 import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './oidc/keys.ts';
 import { createProvider, type ProviderExtension } from './oidc/provider.ts';
 import { jwtAccessTokenEndpoints } from './oidc/jwt-introspection.ts';
+import { databaseOutage } from './oidc/outage.ts';
+import { idTokenHintTyping } from './oidc/id-token-hint.ts';
+import { isDatabaseUnavailable } from './db/availability.ts';
 import { accessTokenVerifier, sweepRevokedAccessTokens, type AccessTokenVerifier } from './oidc/access-tokens.ts';
 import { DEFAULT_THROTTLE, sweepLoginAttempts, type ThrottlePolicy } from './users/throttle.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { metrics, trackPool } from './observability/metrics.ts';
+import { observeProvider } from './observability/oidc-events.ts';
+import { requestLog } from './observability/request-log.ts';
+import { provisioningApi } from './provisioning/routes.ts';
+import { tokenExchangeGrant } from './oidc/grants/token-exchange.ts';
+import { jwtBearerGrant } from './oidc/grants/jwt-bearer.ts';
+import { sweepSeenSecurityTokens } from './federation/replay.ts';
+import { startChangeFeed } from './db/change-feed.ts';
 
 export type IdmsOptions = {
   config: Config;
@@ -30,6 +42,8 @@ export type IdmsOptions = {
   keyRefreshMs?: number;
   throttle?: ThrottlePolicy;
   log?: (line: string) => void;
+  /** Structured logs (request lines, provider errors); default: JSON to stderr at IDMS_LOG_LEVEL. `log` lines go here too at warn. */
+  logger?: Logger;
 };
 
 export type Idms = {
@@ -49,9 +63,10 @@ export type ApiDeps = {
 };
 
 // Protocol additions on top of oidc-provider (grants, JWT access token introspection).
-const extensions: ProviderExtension[] = [jwtAccessTokenEndpoints];
+// databaseOutage comes first: it is the outermost middleware, so it sees every other extension's errors.
+export const extensions: ProviderExtension[] = [databaseOutage, idTokenHintTyping, tokenExchangeGrant, jwtBearerGrant, jwtAccessTokenEndpoints];
 // REST APIs mounted before the provider.
-const apis: ((deps: ApiDeps) => Koa.Middleware)[] = [];
+const apis: ((deps: ApiDeps) => Koa.Middleware)[] = [provisioningApi];
 
 /** Longest lifetime of anything signed with a key: how long a retired key stays published. */
 export function keyRetentionSeconds(config: Config): number {
@@ -61,13 +76,15 @@ export function keyRetentionSeconds(config: Config): number {
 
 export async function createIdms(options: IdmsOptions): Promise<Idms> {
   const { config, db, secrets } = options;
-  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const log = options.log ?? ((line: string) => logger.warn(line));
   const retain = keyRetentionSeconds(config);
 
   await ensureSigningKeys(db, secrets.keyEncryptionKey);
   let keySet: SigningKeySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
   const build = () => {
     const provider = createProvider({ config, db, secrets, signingKeys: keySet.keys }, extensions);
+    observeProvider(provider, logger);
     return { provider, handle: provider.callback(), verifyAccessToken: accessTokenVerifier(config.issuer, keySet.keys) };
   };
   let current = build();
@@ -91,12 +108,20 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
       sweepExpiredPayloads(db).catch((err) => log(`sweep of expired OIDC records failed: ${String(err)}`));
       sweepLoginAttempts(db, options.throttle ?? DEFAULT_THROTTLE).catch(() => {});
       sweepRevokedAccessTokens(db).catch(() => {});
+      sweepSeenSecurityTokens(db).catch(() => {});
     }, 60_000),
   ];
   for (const t of timers) t.unref();
+  const untrackPool = trackPool(db);
+  // Cached clients, resource servers and partners for this process, dropped on any change (docs/scaling.md).
+  const changeFeed = await startChangeFeed(db, log);
 
   const app = new Koa();
   app.proxy = config.trustProxy;
+  // One trusted hop: the client address is the one our proxy appended, not a leftmost X-Forwarded-For entry the client wrote.
+  app.maxIpsCount = 1;
+  if (config.tls || config.issuer.startsWith('https:')) app.use(strictTransportSecurity);
+  app.use(requestLog(logger, metrics.httpRequest));
   app.use(pageErrors(log));
   app.use(systemRoutes(db, () => keySet.keys.length > 0).routes());
   app.use(
@@ -108,6 +133,9 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.use(async (ctx) => {
     // Everything else is the OIDC provider's (discovery, authorization, token, JWKS, ...).
     ctx.respond = false;
+    // Baseline for every provider response, including oidc-provider's own auto-submit pages (their inline script
+    // rules out a CSP here; our own pages set a full one).
+    ctx.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer' });
     await current.handle(ctx.req, ctx.res);
   });
 
@@ -117,6 +145,8 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
     refreshKeys,
     async close() {
       for (const t of timers) clearInterval(t);
+      untrackPool();
+      await changeFeed.close();
       await refreshing;
     },
   };
@@ -152,6 +182,12 @@ function systemRoutes(db: Db, keysLoaded: () => boolean): Router {
   return router;
 }
 
+// RFC 6797: browsers that reached the issuer over HTTPS never fall back to plaintext for it (one year).
+const strictTransportSecurity: Koa.Middleware = (ctx, next) => {
+  ctx.set('Strict-Transport-Security', 'max-age=31536000');
+  return next();
+};
+
 // Errors on our own HTML routes: never a stack trace; the details go to the log with a reference.
 function pageErrors(log: (line: string) => void): Koa.Middleware {
   return async (ctx, next) => {
@@ -163,6 +199,14 @@ function pageErrors(log: (line: string) => void): Koa.Middleware {
         setPageSecurityHeaders(ctx);
         ctx.type = 'html';
         ctx.body = renderPage('error', 'Request too large', { error: 'Request too large', description: err.message });
+        return;
+      }
+      if (isDatabaseUnavailable(err)) {
+        ctx.status = 503;
+        ctx.set('Retry-After', '5');
+        setPageSecurityHeaders(ctx);
+        ctx.type = 'html';
+        ctx.body = renderPage('error', 'Temporarily unavailable', { error: 'The service is temporarily unavailable.', description: 'Please try again in a few seconds.' });
         return;
       }
       const ref = crypto.randomUUID();
@@ -188,8 +232,15 @@ const TLS_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
-export function createListener(config: Config, app: Koa): http.Server {
+/** Bounds on slow or idle clients; tests shorten them to observe the behaviour. */
+export type ListenerLimits = { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; handshakeTimeoutMs: number; checkIntervalMs: number };
+export const LISTENER_LIMITS: ListenerLimits = Object.freeze({ headersTimeoutMs: 20_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, handshakeTimeoutMs: 10_000, checkIntervalMs: 1_000 });
+
+export function createListener(config: Config, app: Koa, limits: ListenerLimits = LISTENER_LIMITS): http.Server {
   const handler = app.callback();
+  // Node enforces headersTimeout/requestTimeout only when it sweeps connections (every 30 s by default): sweep often,
+  // so a slowloris connection is cut close to its deadline.
+  const common = { connectionsCheckingInterval: limits.checkIntervalMs };
   const server = config.tls
     ? https.createServer(
         {
@@ -200,13 +251,16 @@ export function createListener(config: Config, app: Koa): http.Server {
           ciphers: TLS_CIPHERS,
           honorCipherOrder: true,
           secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION,
+          // A TCP connection that never completes the handshake is not yet HTTP, so headersTimeout does not apply (default 120 s).
+          handshakeTimeout: limits.handshakeTimeoutMs,
+          ...common,
         },
         handler,
       )
-    : http.createServer(handler);
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
+    : http.createServer(common, handler);
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxHeadersCount = 100;
   return server;
 }

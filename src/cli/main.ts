@@ -5,10 +5,12 @@ import { clientCommand } from './clients.ts';
 import { CliError, type CliIo } from './context.ts';
 import { keysCommand } from './keys.ts';
 import { migrateCommand } from './migrate.ts';
+import { partnerCommand } from './partners.ts';
 import { resourceCommand } from './resources.ts';
 import { serveCommand } from './serve.ts';
 import { serviceCommand } from './services.ts';
 import { userCommand } from './users.ts';
+import { valServerCommand } from './val-servers.ts';
 import { UserExistsError, UserNotFoundError } from '../users/store.ts';
 
 type Command = (args: string[], io: CliIo) => Promise<void>;
@@ -22,6 +24,8 @@ const COMMANDS: Record<string, Command> = {
   service: serviceCommand,
   resource: resourceCommand,
   audit: auditCommand,
+  partner: partnerCommand,
+  'val-server': valServerCommand,
 };
 
 const HELP = `seal-idms — SEAL Identity Management Server
@@ -30,11 +34,15 @@ const HELP = `seal-idms — SEAL Identity Management Server
   migrate                        apply database migrations
   user add|passwd <id> (--password P | --password-stdin)
   user disable|enable <id>
+  user import <file.csv> [--restart] [--batch-size N] [--workers N]   (val_user_id,password|password_hash[,status][,services])
   client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--name N]
   client list | client remove <clientId>
   service grant|revoke <valServiceId> <valUserId>…   ·   service list <valServiceId>
+  val-server add <requesterIdentity> --client-id ID [--secret S] --services a,b [--valid-until ISO] [--max-users N] [--endpoint URL]
+  val-server list | disable|enable <id> | update <id> [--services a,b] [--valid-until ISO|none] [--max-users N|none] [--endpoint URL|none]
   resource add <uri> [--scope S] [--alg ES256|RS256] [--ttl S]   ·   resource list | remove <uri>
   keys rotate | keys export
+  partner add <issuer> (--jwks FILE | --cert PEM)   ·   partner list | remove <issuer>
   audit list [--limit N] [--action A] [--json]
 
 Configuration comes from IDMS_* environment variables (docs/configuration.md).`;

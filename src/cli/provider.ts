@@ -2,11 +2,12 @@
 import type Provider from 'oidc-provider';
 import { ensureSigningKeys, loadSigningKeys } from '../oidc/keys.ts';
 import { createProvider } from '../oidc/provider.ts';
-import { keyRetentionSeconds } from '../server.ts';
+import { extensions, keyRetentionSeconds } from '../server.ts';
 import type { CliContext } from './context.ts';
 
 export async function cliProvider({ config, secrets, database: { db } }: CliContext): Promise<Provider> {
   await ensureSigningKeys(db, secrets.keyEncryptionKey);
   const { keys } = await loadSigningKeys(db, secrets.keyEncryptionKey, keyRetentionSeconds(config));
-  return createProvider({ config, db, secrets, signingKeys: keys });
+  // With the extensions, so client metadata may name the grants they register (token exchange, JWT bearer).
+  return createProvider({ config, db, secrets, signingKeys: keys }, extensions);
 }

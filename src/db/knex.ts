@@ -12,6 +12,8 @@ export function createKnex(url: string, pool: { min?: number; max?: number } = {
     client: 'pg',
     connection: url,
     pool: { min: pool.min ?? 0, max: pool.max ?? 10 },
-    acquireConnectionTimeout: 10000,
+    // Fail fast when PostgreSQL is unreachable or the pool is saturated: the request answers 503 and the client
+    // retries, instead of holding a socket and a queue slot for 10 s (knex's default is 60 s).
+    acquireConnectionTimeout: 3000,
   });
 }

@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { recordAudit } from '../audit/store.ts';
+import { metrics, type LoginResult } from '../observability/metrics.ts';
 import type { Db } from '../db/knex.ts';
 import { readForm } from '../http/body.ts';
 import { setPageSecurityHeaders } from '../http/headers.ts';
@@ -56,13 +57,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const valUserId = form.get('val_user_id') ?? '';
     const password = form.get('password') ?? '';
     if (!valUserId || !password || valUserId.length > MAX_USER_ID) {
-      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, valUserId: valUserId.slice(0, MAX_USER_ID) });
+      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId: valUserId.slice(0, MAX_USER_ID) });
       return;
     }
 
     const result = await authenticate(deps.db, { valUserId, password, ip: ctx.ip }, deps.throttle);
-    const audit = (outcome: 'success' | 'failure', reason?: string) =>
-      recordAudit(deps.db, { actor: valUserId, action: 'login', subject: String(details.params.client_id), result: outcome, details: reason ? { reason } : {} });
+    const audit = (outcome: 'success' | 'failure', reason?: LoginResult) => {
+      metrics.login(reason ?? 'success');
+      return recordAudit(deps.db, { actor: valUserId, action: 'login', subject: String(details.params.client_id), result: outcome, details: reason ? { reason } : {} });
+    };
 
     if (!result.ok) {
       await audit('failure', result.reason);
@@ -70,7 +73,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         ctx.set('Retry-After', String(result.retryAfter));
         await showLogin(ctx, deps, details, { status: 429, message: `Too many failed sign-in attempts. Try again in ${result.retryAfter} seconds.`, valUserId });
       } else {
-        await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, valUserId });
+        await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId });
       }
       return;
     }
@@ -118,7 +121,7 @@ async function showLogin(
   ctx: Context,
   deps: InteractionDeps,
   details: Details,
-  view: { status: number; message?: string; valUserId?: string },
+  view: { status: number; message?: string; invalid?: boolean; valUserId?: string },
 ): Promise<void> {
   const client = await deps.provider().Client.find(String(details.params.client_id));
   const redirectUri = String(details.params.redirect_uri ?? '');
@@ -131,6 +134,8 @@ async function showLogin(
     csrf: csrfToken(deps.csrfKey, details.uid),
     valUserId: view.valUserId ?? '',
     errorBlock: view.message ? renderFragment('login-error', { message: view.message }) : '',
+    // WCAG 3.3.1: the fields point at the message explaining the failure, and are marked invalid when they caused it.
+    fieldErrorAttrs: view.message ? `aria-describedby="login-error"${view.invalid ? ' aria-invalid="true"' : ''}` : '',
     userAutofocus: view.valUserId ? '' : 'autofocus',
     passwordAutofocus: view.valUserId ? 'autofocus' : '',
   });

@@ -1,8 +1,13 @@
 // Our own RFC 9068 access tokens: verification, and the revocation deny-list that makes them revocable.
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
+import { PostgresAdapter } from './adapter.ts';
 
-export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[] };
+export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[]; grant_id?: string };
+
+// Far above any token we issue, and the size of Node's default header limit: bounds the parsing work per request.
+export const MAX_TOKEN_LENGTH = 16 * 1024;
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
@@ -16,6 +21,7 @@ export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims |
 export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessTokenVerifier {
   const keySet = createLocalJWKSet(publicJwks(signingKeys));
   return async (token) => {
+    if (token.length > MAX_TOKEN_LENGTH) return undefined;
     try {
       const { payload } = await jwtVerify(token, keySet, { issuer, typ: 'at+jwt', algorithms: ['ES256', 'RS256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] });
       return payload as AccessTokenClaims;
@@ -27,10 +33,17 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
 
 export async function revokeAccessToken(db: Db, jti: string, exp: number): Promise<void> {
   await db('revoked_access_tokens').insert({ jti, expires_at: new Date(exp * 1000) }).onConflict('jti').ignore();
+  tableChanged('revoked_access_tokens');
 }
 
 export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
-  return (await db('revoked_access_tokens').where({ jti }).first('jti')) !== undefined;
+  // Asked at every introspection and token exchange; revocations are rare and drop every instance's answers.
+  return cached(db, 'revoked_access_tokens', jti, async () => (await db('revoked_access_tokens').where({ jti }).first('jti')) !== undefined);
+}
+
+/** False once the grant a user access token came from is gone (revoked on code or refresh token reuse, logout, expiry). */
+export async function isGrantLive(db: Db, grantId: string): Promise<boolean> {
+  return (await new PostgresAdapter(db, 'Grant').find(grantId)) !== undefined;
 }
 
 export async function sweepRevokedAccessTokens(db: Db): Promise<void> {

@@ -1,8 +1,19 @@
 // oidc-provider adapter over one PostgreSQL table (oidc_payloads), for every model the provider stores.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
+import { queryPrepared } from '../db/prepared.ts';
 
 const TABLE = 'oidc_payloads';
+
+// The statements of every token, code, session and interaction: prepared once per connection (src/db/prepared.ts).
+const UPSERT = `insert into ${TABLE} (kind, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+  values ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::double precision), null)
+  on conflict (kind, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+    user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null`;
+// Expiry is honoured on read; the sweeper only reclaims space.
+const FIND_BY_ID = `select payload, consumed_at from ${TABLE} where kind = $1 and id = $2 and (expires_at is null or expires_at > now())`;
+const CONSUME = `update ${TABLE} set consumed_at = now() where kind = $1 and id = $2`;
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
@@ -20,20 +31,22 @@ export class PostgresAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    const row = {
-      kind: this.#kind,
+    // No expiresIn: no expiry (null + interval is null).
+    await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, [
+      this.#kind,
       id,
-      payload: JSON.stringify(payload),
-      grant_id: payload.grantId ?? null,
-      uid: payload.uid ?? null,
-      user_code: payload.userCode ?? null,
-      expires_at: expiresIn ? this.#db.raw('now() + make_interval(secs => ?)', [expiresIn]) : null,
-      consumed_at: null,
-    };
-    await this.#db(TABLE).insert(row).onConflict(['kind', 'id']).merge();
+      JSON.stringify(payload),
+      payload.grantId ?? null,
+      payload.uid ?? null,
+      payload.userCode ?? null,
+      expiresIn || null,
+    ]);
+    if (this.#kind === 'Client') tableChanged('clients');
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    // Clients are read at every token, introspection and authorization request and change rarely.
+    if (this.#kind === 'Client') return cached(this.#db, 'clients', id, () => this.#findBy('id', id));
     return this.#findBy('id', id);
   }
 
@@ -46,11 +59,12 @@ export class PostgresAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.#db(TABLE).where({ kind: this.#kind, id }).update({ consumed_at: this.#db.fn.now() });
+    await queryPrepared(this.#db, 'oidc_payloads_consume', CONSUME, [this.#kind, id]);
   }
 
   async destroy(id: string): Promise<void> {
     await this.#db(TABLE).where({ kind: this.#kind, id }).delete();
+    if (this.#kind === 'Client') tableChanged('clients');
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -58,12 +72,14 @@ export class PostgresAdapter implements Adapter {
   }
 
   async #findBy(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
-    // Expiry is honoured on read; the sweeper only reclaims space.
-    const row = (await this.#db(TABLE)
-      .select('payload', 'consumed_at')
-      .where({ kind: this.#kind, [column]: value })
-      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', this.#db.fn.now()))
-      .first()) as Row | undefined;
+    const row =
+      column === 'id'
+        ? (await queryPrepared<Row>(this.#db, 'oidc_payloads_find', FIND_BY_ID, [this.#kind, value])).rows[0]
+        : ((await this.#db(TABLE)
+            .select('payload', 'consumed_at')
+            .where({ kind: this.#kind, [column]: value })
+            .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', this.#db.fn.now()))
+            .first()) as Row | undefined);
     if (!row) return undefined;
     return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
   }

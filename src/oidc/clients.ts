@@ -2,6 +2,7 @@
 import crypto from 'node:crypto';
 import type { ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
+import { tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { PostgresAdapter } from './adapter.ts';
 import { OIDC_SCOPES } from './provider.ts';
@@ -61,5 +62,7 @@ export async function listClients(db: Db): Promise<ClientMetadata[]> {
 }
 
 export async function removeClient(db: Db, clientId: string): Promise<boolean> {
-  return (await db('oidc_payloads').where({ kind: 'Client', id: clientId }).delete()) > 0;
+  const removed = (await db('oidc_payloads').where({ kind: 'Client', id: clientId }).delete()) > 0;
+  tableChanged('clients');
+  return removed;
 }

@@ -1,8 +1,9 @@
 // Introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens, which oidc-provider refuses for
 // structured tokens: after its own client authentication, we answer for tokens we signed.
 import type { ProviderExtension } from './provider.ts';
-import { accessTokenVerifier, isAccessTokenRevoked, revokeAccessToken } from './access-tokens.ts';
-import { findUser } from '../users/store.ts';
+import { accessTokenVerifier, isAccessTokenRevoked, isGrantLive, revokeAccessToken } from './access-tokens.ts';
+import { standingAllowsTokens } from '../federation/visitors.ts';
+import { userStanding } from './account.ts';
 
 export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, signingKeys }) => {
   const verify = accessTokenVerifier(config.issuer, signingKeys);
@@ -23,8 +24,14 @@ export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, d
       // Same policy as for opaque tokens: public clients only see their own tokens.
       if (client.clientAuthMethod === 'none' && claims.client_id !== client.clientId) return;
       if (await isAccessTokenRevoked(db, claims.jti)) return;
+      const grantId = typeof claims.grant_id === 'string' ? claims.grant_id : undefined;
       const userToken = claims.sub !== claims.client_id;
-      if (userToken && (await findUser(db, claims.sub))?.status !== 'active') return;
+      if (userToken) {
+        // The grant and the VAL user in one round trip. A partner domain's VAL user (JWT-bearer grant) has no
+        // local record, only a service mapping.
+        const standing = await userStanding(db, claims.sub, grantId);
+        if ((grantId !== undefined && !standing.grantLive) || !standingAllowsTokens(standing)) return;
+      } else if (grantId !== undefined && !(await isGrantLive(db, grantId))) return;
       ctx.body = { ...claims, active: true, token_type: 'Bearer' };
       return;
     }

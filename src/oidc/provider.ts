@@ -4,6 +4,7 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/env.ts';
 import type { Secrets } from '../config/secret.ts';
 import type { Db } from '../db/knex.ts';
+import { setPageSecurityHeaders } from '../http/headers.ts';
 import { escapeHtml, renderPage } from '../interactions/views.ts';
 import { createFindAccount, servicesForRequest } from './account.ts';
 import { createAdapterFactory } from './adapter.ts';
@@ -57,8 +58,9 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
 
     ttl: {
-      AccessToken: config.ttl.accessToken,
-      ClientCredentials: config.ttl.accessToken,
+      // A resource server's own lifetime (`resource add --ttl`) wins; resourceServerInfo falls back to IDMS_ACCESS_TOKEN_TTL.
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       IdToken: config.ttl.idToken,
       RefreshToken: config.ttl.refreshToken,
       AuthorizationCode: 60,
@@ -80,10 +82,14 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
+          // The confirmation posts to us and may then redirect to the client's (already validated) post-logout URI.
+          const next = ctx.oidc.params?.post_logout_redirect_uri;
+          setPageSecurityHeaders(ctx, typeof next === 'string' ? [new URL(next).origin] : []);
           ctx.type = 'html';
           ctx.body = renderPage('logout', 'Sign out', { host: ctx.host, form });
         },
         postLogoutSuccessSource: async (ctx) => {
+          setPageSecurityHeaders(ctx);
           const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
           ctx.type = 'html';
           ctx.body = renderPage('logged-out', 'Signed out', { clientPart: name ? ` from ${escapeHtml(name)}` : '' });
@@ -102,7 +108,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     // Access tokens carry the user's VAL service IDs (DESIGN, protocol profile).
     extraTokenClaims: async (ctx, token) => {
       if (token.kind !== 'AccessToken' || !('accountId' in token) || !token.accountId) return undefined;
-      return { val_service_ids: await servicesForRequest(ctx, db, token.accountId) };
+      // grant_id lets introspection refuse tokens of a revoked grant (code or refresh token replay, logout; RFC 9700 §4.5, §4.14).
+      return { val_service_ids: await servicesForRequest(ctx, db, token.accountId), grant_id: token.grantId };
     },
 
     // Every client is registered by the operator (no dynamic registration), so consent is implicit:
@@ -127,6 +134,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
 
     renderError: async (ctx, out) => {
+      setPageSecurityHeaders(ctx);
       ctx.type = 'html';
       ctx.body = renderPage('error', 'Error', { error: out.error, description: out.error_description ?? '' });
     },

@@ -1,6 +1,7 @@
 // Resource servers (RFC 8707): which audiences access tokens may be issued for, with their scopes and signing algorithm.
 import { errors, type ResourceServer } from 'oidc-provider';
 import type { Config } from '../config/env.ts';
+import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import type { SigningAlg } from './keys.ts';
 
@@ -26,7 +27,8 @@ export async function resourceServerInfo(config: Config, db: Db, indicator: stri
   if (indicator === provisioningResource(config)) {
     return { scope: PROVISIONING_SCOPE, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
   }
-  const row = (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined;
+  // Asked at every token request; cached per process and dropped on any change (src/db/change-feed.ts).
+  const row = await cached(db, 'resource_servers', indicator, async () => (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined);
   if (row) {
     return { scope: row.scope, audience: indicator, accessTokenTTL: row.access_token_ttl ?? config.ttl.accessToken, ...jwt(row.signing_alg) };
   }
@@ -41,6 +43,7 @@ export async function addResourceServer(db: Db, row: Omit<ResourceServerRow, 'de
     .insert({ ...row, description: row.description ?? null })
     .onConflict('identifier')
     .merge();
+  tableChanged('resource_servers');
 }
 
 export async function listResourceServers(db: Db): Promise<ResourceServerRow[]> {
@@ -48,5 +51,7 @@ export async function listResourceServers(db: Db): Promise<ResourceServerRow[]> 
 }
 
 export async function removeResourceServer(db: Db, identifier: string): Promise<boolean> {
-  return (await db('resource_servers').where({ identifier }).delete()) > 0;
+  const removed = (await db('resource_servers').where({ identifier }).delete()) > 0;
+  tableChanged('resource_servers');
+  return removed;
 }

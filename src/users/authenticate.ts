@@ -1,7 +1,8 @@
 // Checks a VAL user ID + password: one path and one answer for unknown users, wrong passwords and disabled users.
 import type { Db } from '../db/knex.ts';
-import { burnVerification, MAX_PASSWORD_LENGTH, verifyPassword } from './passwords.ts';
-import { findUser } from './store.ts';
+import { needsRehash } from './hash-formats.ts';
+import { burnVerification, hashPassword, MAX_PASSWORD_LENGTH, verifyPassword } from './passwords.ts';
+import { findUser, replacePasswordHash } from './store.ts';
 import { addressKey, clearFailures, DEFAULT_THROTTLE, lockedFor, recordFailure, userKey, type ThrottlePolicy } from './throttle.ts';
 
 export type AuthResult =
@@ -27,6 +28,8 @@ export async function authenticate(
 
   if (ok && user?.status === 'active') {
     await clearFailures(db, uKey);
+    // An imported bcrypt/PBKDF2 hash, or argon2 weaker than ours, becomes argon2id now that we hold the password.
+    if (needsRehash(user.password_hash!)) await replacePasswordHash(db, user.val_user_id, user.password_hash!, await hashPassword(input.password));
     return { ok: true, valUserId: user.val_user_id };
   }
   await Promise.all([

@@ -1,18 +1,40 @@
 // Password hashing: argon2id at or above the OWASP minimum (m=19 MiB, t=2, p=1), computed off the event loop.
+import os from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
+import { ARGON2_TARGET, isArgon2, verifyLegacyHash } from './hash-formats.ts';
 
 // @node-rs/argon2 defaults to argon2id and runs each hash on the libuv thread pool.
-const PARAMS = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+export const PARAMS = { ...ARGON2_TARGET, parallelism: 1 } as const;
 
 export const MAX_PASSWORD_LENGTH = 1024;
 
+// Each argon2id computation holds its 19 MiB for its whole run. More at once than there are cores buys no speed,
+// costs 19 MiB of resident memory per extra one (libuv runs four by default), and takes the libuv threads that
+// token signing (WebCrypto) also runs on. Extra logins wait their turn.
+const MAX_CONCURRENT_HASHES = Math.max(1, os.availableParallelism());
+let hashing = 0;
+const waiting: (() => void)[] = [];
+
+async function limited<T>(work: () => Promise<T>): Promise<T> {
+  if (hashing < MAX_CONCURRENT_HASHES) hashing++;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // the finishing one hands its slot over
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else hashing--;
+  }
+}
+
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, PARAMS);
+  return limited(() => hash(password, PARAMS));
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   try {
-    return await verify(passwordHash, password);
+    // Hashes imported from another IdP (bcrypt, PBKDF2) until the user's next login re-hashes them.
+    return isArgon2(passwordHash) ? await limited(() => verify(passwordHash, password)) : await verifyLegacyHash(passwordHash, password);
   } catch {
     return false; // a malformed stored hash is a failed login, not a 500
   }

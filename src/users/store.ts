@@ -39,3 +39,12 @@ export class UserNotFoundError extends Error {
     super(`no VAL user ${valUserId}`);
   }
 }
+
+/**
+ * Swaps one stored hash for another (re-hash at login), only if the stored one is still `previous`: a password
+ * changed meanwhile by the CLI or an import wins. Returns whether it was replaced.
+ */
+export async function replacePasswordHash(db: Db, valUserId: string, previous: string, next: string): Promise<boolean> {
+  const n = await db('val_users').where({ val_user_id: valUserId, password_hash: previous }).update({ password_hash: next, updated_at: db.fn.now() });
+  return n > 0;
+}

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../../src/config/env.ts';
 import { deriveSecrets } from '../../src/config/secret.ts';
 import { createIdms, listen, type Idms } from '../../src/server.ts';
 import type { ThrottlePolicy } from '../../src/users/throttle.ts';
+import { silentLogger, type Logger } from '../../src/observability/logger.ts';
 import type { TestDatabase } from './db.ts';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123';
@@ -19,7 +20,7 @@ export type TestServer = {
 
 export async function startTestServer(
   database: TestDatabase,
-  options: { env?: Record<string, string>; throttle?: ThrottlePolicy; keyRefreshMs?: number } = {},
+  options: { env?: Record<string, string>; throttle?: ThrottlePolicy; keyRefreshMs?: number; logger?: Logger } = {},
 ): Promise<TestServer> {
   const server = http.createServer();
   const { port } = await listen(server, 0, '127.0.0.1');
@@ -37,7 +38,9 @@ export async function startTestServer(
     secrets: deriveSecrets(TEST_SECRET),
     throttle: options.throttle,
     keyRefreshMs: options.keyRefreshMs,
-    log: () => {},
+    // With a logger (tests of logging), `log` lines go to it too (createIdms' default).
+    log: options.logger ? undefined : () => {},
+    logger: options.logger ?? silentLogger(),
   });
   server.on('request', idms.app.callback());
   return {
