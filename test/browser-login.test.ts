@@ -8,11 +8,11 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
+import { pkceAuthorizationRequest } from './helpers/authorize.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve('test-artifacts', 'browser-login');
 const CLIENT_NAME = 'MCPTT client & dispatch';
-const SCOPE = 'openid offline_access 3gpp:seal:val_service';
 
 let database: TestDatabase;
 let server: TestServer;
@@ -57,19 +57,7 @@ afterAll(async () => {
 });
 
 async function authorizationRequest() {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(ue, {
-    redirect_uri: redirectUri,
-    scope: SCOPE,
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    nonce,
-    prompt: 'consent', // OIDC Core §11: offline_access needs prompt=consent
-  });
-  return { url, verifier, state, nonce };
+  return pkceAuthorizationRequest(ue, redirectUri);
 }
 
 /** Every request the page makes, and every CSP violation Chromium reports. */

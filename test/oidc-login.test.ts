@@ -5,9 +5,10 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
+import { LOGIN_SCOPE, pkceAuthorizationRequest } from './helpers/authorize.ts';
 
 const REDIRECT = 'http://127.0.0.1:8123/cb';
-const SCOPE = 'openid offline_access 3gpp:seal:val_service';
+const SCOPE = LOGIN_SCOPE;
 
 let database: TestDatabase;
 let server: TestServer;
@@ -39,19 +40,7 @@ afterAll(async () => {
 });
 
 async function login(user: string, password: string, extra: Record<string, string> = {}) {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(ue, {
-    redirect_uri: REDIRECT,
-    scope: SCOPE,
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    nonce,
-    prompt: 'consent', // OIDC Core §11: offline_access needs prompt=consent
-    ...extra,
-  });
+  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(ue, REDIRECT, extra);
   const callback = await new Browser().login(url, user, password, REDIRECT);
   return { callback: new URL(callback), verifier, state, nonce };
 }

@@ -10,13 +10,13 @@ import { deriveSecrets } from '../../src/config/secret.ts';
 import { loadSigningKeys } from '../../src/oidc/keys.ts';
 import { Browser } from './browser.ts';
 import { TEST_SECRET } from './server.ts';
+import { pkceAuthorizationRequest } from './authorize.ts';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 export const REDIRECT = 'http://127.0.0.1:8123/cb';
-export const LOGIN_SCOPE = 'openid offline_access 3gpp:seal:val_service';
 
 export const insecure = { execute: [oidc.allowInsecureRequests] };
 
@@ -27,16 +27,7 @@ export function publicClient(issuer: string, clientId: string): Promise<oidc.Con
 
 /** Code flow with PKCE and an interactive login, as a VAL UE does it. */
 export async function login(client: oidc.Configuration, user: string, password: string) {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = oidc.buildAuthorizationUrl(client, {
-    redirect_uri: REDIRECT,
-    scope: LOGIN_SCOPE,
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    prompt: 'consent', // OIDC Core §11: offline_access needs prompt=consent
-  });
+  const { url, verifier, state } = await pkceAuthorizationRequest(client, REDIRECT);
   const callback = await new Browser().login(url, user, password, REDIRECT);
   return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
 }

@@ -8,6 +8,7 @@ import { keyRetentionSeconds } from '../../src/server.ts';
 import { Browser } from '../helpers/browser.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { TEST_SECRET, type TestServer } from '../helpers/server.ts';
+import { pkceAuthorizationRequest } from '../helpers/authorize.ts';
 
 export const REDIRECT = 'http://127.0.0.1:8123/cb';
 export const WEB_REDIRECT = 'http://127.0.0.1:8124/app/cb';
@@ -51,21 +52,9 @@ export type AuthRequest = { url: URL; verifier: string; state: string; nonce: st
 
 /** An authorization request with PKCE S256, state and nonce; `extra` overrides or adds parameters. */
 export async function authRequest(config: oidc.Configuration, extra: Record<string, string> = {}): Promise<AuthRequest> {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
   const redirectUri = config.clientMetadata().client_id === 'val-web' ? WEB_REDIRECT : REDIRECT;
-  const url = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri,
-    scope: SCOPE,
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    nonce,
-    prompt: 'consent', // OIDC Core §11: offline_access needs prompt=consent
-    ...extra,
-  });
-  return { url, verifier, state, nonce, redirectUri: extra.redirect_uri ?? redirectUri };
+  const req = await pkceAuthorizationRequest(config, redirectUri, { scope: SCOPE, ...extra });
+  return { ...req, redirectUri: extra.redirect_uri ?? redirectUri };
 }
 
 /** Logs in through the form and returns the callback URL with the request that produced it. */
