@@ -1,5 +1,5 @@
 // The oidc-provider instance: the protocol profile of DESIGN.md expressed as oidc-provider configuration.
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config } from '../config/env.ts';
 import type { Secrets } from '../config/secret.ts';
@@ -77,7 +77,16 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
         // Public clients (VAL UEs) may only introspect their own tokens; VAL servers may introspect users' tokens.
         allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
       },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens. A public client's attempt on another's token is
+        // ignored (200, nothing revoked); a confidential client is told it may not.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

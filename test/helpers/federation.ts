@@ -27,9 +27,9 @@ export function publicClient(issuer: string, clientId: string): Promise<oidc.Con
 
 /** Code flow with PKCE and an interactive login, as a VAL UE does it. */
 export async function login(client: oidc.Configuration, user: string, password: string) {
-  const { url, verifier, state } = await pkceAuthorizationRequest(client, REDIRECT);
+  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(client, REDIRECT);
   const callback = await new Browser().login(url, user, password, REDIRECT);
-  return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
 }
 
 /** Token exchange at the home S-IdMS: access token → security token for `partner`. */
