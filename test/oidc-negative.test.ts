@@ -178,3 +178,12 @@ describe('token endpoint', () => {
     expect((await oidc.tokenIntrospection(valServer, cc.access_token)).active).toBe(false);
   });
 });
+
+describe('values PostgreSQL cannot store', () => {
+  test('a NUL byte in a presented token or VAL user ID is an ordinary refusal, not a 500 (found by the fuzzer)', async () => {
+    expect((await oidc.tokenIntrospection(valServer, 'abc\u0000def')).active).toBe(false);
+    await expect(oidc.refreshTokenGrant(ue, 'abc\u0000def')).rejects.toMatchObject({ error: 'invalid_grant' });
+    const nul = await attempt('alice\u0000', 'alice-password-1');
+    expect(nul).toEqual({ status: 400, message: 'The VAL user ID or password is incorrect.', callback: undefined });
+  });
+});

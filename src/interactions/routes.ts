@@ -56,7 +56,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     const valUserId = form.get('val_user_id') ?? '';
     const password = form.get('password') ?? '';
-    if (!valUserId || !password || valUserId.length > MAX_USER_ID) {
+    // Control characters (NUL included) never occur in a VAL user ID and cannot be stored as throttle keys either.
+    if (!valUserId || !password || valUserId.length > MAX_USER_ID || /[\u0000-\u001f\u007f]/.test(valUserId)) {
       await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId: valUserId.slice(0, MAX_USER_ID) });
       return;
     }

@@ -72,6 +72,9 @@ export class PostgresAdapter implements Adapter {
   }
 
   async #findBy(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+    // PostgreSQL text cannot hold NUL, so no stored id has one; a presented value with NUL is simply unknown
+    // (without this check the driver's encoding error would surface as a 500).
+    if (value.includes('\0')) return undefined;
     const row =
       column === 'id'
         ? (await queryPrepared<Row>(this.#db, 'oidc_payloads_find', FIND_BY_ID, [this.#kind, value])).rows[0]

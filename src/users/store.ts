@@ -5,6 +5,7 @@ export type UserStatus = 'active' | 'disabled';
 export type UserRow = { val_user_id: string; password_hash: string | null; status: UserStatus };
 
 export async function findUser(db: Db, valUserId: string): Promise<UserRow | undefined> {
+  if (valUserId.includes('\0')) return undefined; // cannot be stored in PostgreSQL text, so no such user
   return db('val_users').select('val_user_id', 'password_hash', 'status').where({ val_user_id: valUserId }).first();
 }
 
