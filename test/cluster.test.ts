@@ -1,10 +1,10 @@
 // IDMS_WORKERS > 1: one port served by node:cluster workers; a killed worker is replaced; SIGTERM drains and stops everything.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_SECRET } from './helpers/server.ts';
+import { freePort } from './helpers/net.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -13,16 +13,6 @@ let primary: ChildProcess;
 let output = '';
 let port: number;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port: p } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 /** The primary's worker processes (its children that run Node). */
 function workers(): number[] {

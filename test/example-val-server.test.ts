@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
+import { pkceAuthorizationRequest } from './helpers/authorize.ts';
 
 const REDIRECT = 'http://127.0.0.1:8125/cb';
 const VAL = 'https://mcptt.val.example.org';
@@ -59,18 +60,9 @@ afterAll(async () => {
 });
 
 async function accessTokenOf(user: string, password: string, resource = VAL): Promise<string> {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = oidc.buildAuthorizationUrl(ue, {
-    redirect_uri: REDIRECT,
-    scope: 'openid 3gpp:seal:val_service',
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    resource,
-  });
+  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(ue, REDIRECT, { scope: 'openid 3gpp:seal:val_service', resource });
   const callback = await new Browser().login(url, user, password, REDIRECT);
-  const tokens = await oidc.authorizationCodeGrant(ue, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  const tokens = await oidc.authorizationCodeGrant(ue, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
   return tokens.access_token;
 }
 

@@ -1,6 +1,5 @@
 // Prometheus metrics: counters move with logins and grants, and /metrics lives only on its own listener.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -8,6 +7,7 @@ import { startTestServer, TEST_SECRET, type TestServer } from './helpers/server.
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
 import { metrics, startMetricsListener, type MetricsListener } from '../src/observability/metrics.ts';
+import { freePort } from './helpers/net.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const REDIRECT = 'http://127.0.0.1:8126/cb';
@@ -139,14 +139,6 @@ test('/metrics is not served on the public listener, and the metrics listener se
 });
 
 describe('serve with IDMS_METRICS_PORT', () => {
-  function freePort(): Promise<number> {
-    return new Promise((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as net.AddressInfo;
-        s.close(() => resolve(port));
-      });
-    });
-  }
 
   async function serve(extraEnv: Record<string, string>): Promise<{ child: ChildProcess; port: number; metricsPort: number; output: () => string }> {
     const [port, metricsPort] = [await freePort(), await freePort()];

@@ -1,12 +1,12 @@
 // The README path on an empty data dir: `npm start` (embedded PostgreSQL), the CLI while it runs, a login, a restart.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
 import { Browser } from './helpers/browser.ts';
+import { freePort } from './helpers/net.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const REDIRECT = 'http://127.0.0.1:8124/cb';
@@ -16,14 +16,6 @@ let env: NodeJS.ProcessEnv;
 let issuer: string;
 let server: ChildProcess | undefined;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function npm(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

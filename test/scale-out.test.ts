@@ -1,6 +1,5 @@
 // Scale-out: three `serve` processes behind one issuer on one PostgreSQL database act as one S-IdMS, and survive losing one.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
@@ -10,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_SECRET } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
+import { freePort } from './helpers/net.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 // One issuer for all three, as behind a load balancer; the test addresses each process by its own port.
@@ -23,16 +23,6 @@ let database: TestDatabase;
 let env: NodeJS.ProcessEnv;
 let instances: Instance[];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function startInstance(name: string): Promise<Instance> {
   const port = await freePort();

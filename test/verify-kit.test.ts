@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
+import { pkceAuthorizationRequest } from './helpers/authorize.ts';
 
 const REDIRECT = 'http://127.0.0.1:8124/cb';
 const VAL = 'https://val.example.org';
@@ -52,18 +53,9 @@ afterAll(async () => {
 
 async function userTokens(idms: TestServer, user: string, password: string, resource = VAL) {
   const client = idms === server ? ue : await oidc.discovery(new URL(idms.issuer), 'val-ue', undefined, oidc.None(), OPTS);
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = oidc.buildAuthorizationUrl(client, {
-    redirect_uri: REDIRECT,
-    scope: 'openid 3gpp:seal:val_service',
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    resource,
-  });
+  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(client, REDIRECT, { scope: 'openid 3gpp:seal:val_service', resource });
   const callback = await new Browser().login(url, user, password, REDIRECT);
-  return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
 }
 
 const verifierFor = (extra: Partial<AccessTokenVerifierOptions> = {}) =>

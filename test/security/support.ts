@@ -1,5 +1,4 @@
 // Shared fixtures of the security suite: a provisioned deployment, OIDC steps with openid-client, raw HTTP helpers.
-import net from 'node:net';
 import * as oidc from 'openid-client';
 import type { JWK } from 'jose';
 import { deriveSecrets } from '../../src/config/secret.ts';
@@ -9,6 +8,8 @@ import { Browser } from '../helpers/browser.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { TEST_SECRET, type TestServer } from '../helpers/server.ts';
 import { pkceAuthorizationRequest } from '../helpers/authorize.ts';
+import { freePort } from '../helpers/net.ts';
+export { freePort };
 
 export const REDIRECT = 'http://127.0.0.1:8123/cb';
 export const WEB_REDIRECT = 'http://127.0.0.1:8124/app/cb';
@@ -94,16 +95,6 @@ export async function introspect(d: Deployment, token: string): Promise<{ status
 }
 
 /** A free loopback TCP port (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
