@@ -17,8 +17,8 @@ let valServer: oidc.Configuration;
 beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(database, { throttle: { windowSeconds: 60, userLimit: 3, addressLimit: 1000, lockSeconds: 30, maxLockSeconds: 60 } });
-  // Same database, 1-second tokens: for expiry cases.
-  shortLived = await startTestServer(database, { env: { IDMS_ACCESS_TOKEN_TTL: '1', IDMS_REFRESH_TOKEN_TTL: '1' } });
+  // Same database, 3-second tokens: for expiry cases (long enough that the first use cannot race the expiry).
+  shortLived = await startTestServer(database, { env: { IDMS_ACCESS_TOKEN_TTL: '3', IDMS_REFRESH_TOKEN_TTL: '3' } });
   const env = server.env;
   await cliOk(env, ['user', 'add', 'alice', '--password', 'alice-password-1']);
   await cliOk(env, ['user', 'add', 'mallory', '--password', 'mallory-password-1']);
@@ -156,9 +156,9 @@ describe('token endpoint', () => {
     const shortServer = await oidc.discovery(new URL(shortLived.issuer), 'val-server-1', 'val-server-secret-1', undefined, { execute: [oidc.allowInsecureRequests] });
     const { callback, verifier } = await code(short);
     const tokens = await oidc.authorizationCodeGrant(short, callback, { pkceCodeVerifier: verifier });
-    expect(tokens.expires_in).toBe(1);
+    expect(tokens.expires_in).toBe(3);
     expect((await oidc.tokenIntrospection(shortServer, tokens.access_token)).active).toBe(true);
-    await new Promise((r) => setTimeout(r, 2100));
+    await new Promise((r) => setTimeout(r, 4100));
     expect((await oidc.tokenIntrospection(shortServer, tokens.access_token)).active).toBe(false);
     await expect(oidc.refreshTokenGrant(short, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });

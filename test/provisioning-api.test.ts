@@ -102,14 +102,15 @@ describe('authorization (RFC 6750, RFC 9068 §4)', () => {
   });
 
   test('an expired token: 401 invalid_token', async () => {
-    // A second instance on the same database and issuer issues 1-second tokens (same signing keys, as in production).
-    const shortLived = await startTestServer(database, { env: { IDMS_ISSUER: server.config.issuer, IDMS_ACCESS_TOKEN_TTL: '1' } });
+    // A second instance on the same database and issuer issues 3-second tokens (same signing keys, as in production);
+    // long enough that the first call cannot race the expiry on a loaded machine.
+    const shortLived = await startTestServer(database, { env: { IDMS_ISSUER: server.config.issuer, IDMS_ACCESS_TOKEN_TTL: '3' } });
     try {
       const client = new oidc.Configuration({ issuer: server.config.issuer, token_endpoint: `${shortLived.issuer}/token` }, 'mcx', 'mcx-secret-0123456789');
       oidc.allowInsecureRequests(client);
       const expiring = await provisioningToken(client, server);
       expect((await GET('mcptt-1', '', expiring)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 2100));
+      await new Promise((r) => setTimeout(r, 4100));
       const res = await GET('mcptt-1', '', expiring);
       expect(res.status).toBe(401);
       expect(problem(res).cause).toBe('TOKEN_INVALID');

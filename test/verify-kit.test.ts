@@ -40,7 +40,7 @@ beforeAll(async () => {
   await cliOk(env, ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT]);
   await cliOk(env, ['client', 'add', 'val-server-1', '--secret', 'val-server-secret-1', '--grant', 'client_credentials']);
   await cliOk(env, ['resource', 'add', VAL]);
-  await cliOk(env, ['resource', 'add', VAL_SHORT, '--ttl', '1']);
+  await cliOk(env, ['resource', 'add', VAL_SHORT, '--ttl', '3']);
   ue = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), OPTS);
   valServer = await oidc.discovery(new URL(server.issuer), 'val-server-1', 'val-server-secret-1', undefined, OPTS);
 });
@@ -100,7 +100,8 @@ describe('refused tokens (RFC 9068 §4)', () => {
   test('an expired token is invalid_token', async () => {
     const { access_token } = await oidc.clientCredentialsGrant(valServer, { resource: VAL_SHORT });
     const { exp, iat } = JSON.parse(Buffer.from(access_token.split('.')[1]!, 'base64url').toString()) as { exp: number; iat: number };
-    expect(exp - iat).toBe(1); // the resource server's own lifetime (`resource add --ttl 1`)
+    // The resource server's own lifetime (`resource add --ttl 3`): long enough that the first check is not racing expiry.
+    expect(exp - iat).toBe(3);
     const verify = createAccessTokenVerifier({ issuer: server.issuer, audience: VAL_SHORT, clockTolerance: 0 });
     await expect(verify(access_token)).resolves.toMatchObject({ clientId: 'val-server-1' });
     await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
