@@ -13,6 +13,7 @@ import type { Db } from './db/knex.ts';
 import { migrationsCurrent } from './db/migrate.ts';
 import { BodyTooLargeError } from './http/body.ts';
 import { setPageSecurityHeaders } from './http/headers.ts';
+import { protocolInputGuard } from './http/protocol-input.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { readAsset, renderPage } from './interactions/views.ts';
 import { sweepExpiredPayloads } from './oidc/adapter.ts';
@@ -130,6 +131,8 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
   const apiDeps: ApiDeps = { config, db, verifyAccessToken: (token) => current.verifyAccessToken(token), log };
   for (const api of apis) app.use(api(apiDeps));
+  // Issue 10 item 4: no protocol parameter that could not be stored or logged reaches oidc-provider.
+  app.use(protocolInputGuard());
   app.use(async (ctx) => {
     // Everything else is the OIDC provider's (discovery, authorization, token, JWKS, ...).
     ctx.respond = false;
