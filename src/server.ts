@@ -126,7 +126,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.use(pageErrors(log));
   app.use(systemRoutes(db, () => keySet.keys.length > 0).routes());
   app.use(
-    interactionRoutes({ db, csrfKey: secrets.csrfKey, provider: () => current.provider, throttle: options.throttle }).routes(),
+    interactionRoutes({ db, csrfKey: secrets.csrfKey, loginIdKey: secrets.loginIdKey, provider: () => current.provider, throttle: options.throttle }).routes(),
   );
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
   const apiDeps: ApiDeps = { config, db, verifyAccessToken: (token) => current.verifyAccessToken(token), log };

@@ -8,6 +8,8 @@ export type Secrets = Readonly<{
   cookieKeys: string[];
   keyEncryptionKey: Buffer;
   csrfKey: Buffer;
+  /** Keyed hash of submitted VAL user IDs in throttle keys and audit rows (a password typed as ID is never stored). */
+  loginIdKey: Buffer;
 }>;
 
 export async function loadSecrets(config: Config): Promise<Secrets> {
@@ -22,6 +24,7 @@ export function deriveSecrets(master: string): Secrets {
     cookieKeys: [derive('cookie-signing').toString('base64url')],
     keyEncryptionKey: derive('signing-key-encryption'),
     csrfKey: derive('login-csrf'),
+    loginIdKey: derive('login-id-pseudonym'),
   });
 }
 

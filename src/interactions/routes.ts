@@ -11,18 +11,20 @@ import { readForm } from '../http/body.ts';
 import { setPageSecurityHeaders } from '../http/headers.ts';
 import { servicesOfUser } from '../provisioning/store.ts';
 import { authenticate } from '../users/authenticate.ts';
-import type { ThrottlePolicy } from '../users/throttle.ts';
+import { canonicalId } from '../users/ids.ts';
+import { claimSubmission, idPseudonym, releaseSubmission, type ThrottlePolicy } from '../users/throttle.ts';
 import { renderFragment, renderPage } from './views.ts';
 
 export type InteractionDeps = {
   db: Db;
   csrfKey: Buffer;
+  /** Keyed hash for submitted VAL user IDs in throttle keys and in audit rows of unknown IDs (Secrets.loginIdKey). */
+  loginIdKey: Buffer;
   provider: () => Provider;
   throttle?: ThrottlePolicy;
 };
 
 const GENERIC_FAILURE = 'The VAL user ID or password is incorrect.';
-const MAX_USER_ID = 255;
 const FORM_LIMIT = 8 * 1024;
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -54,50 +56,74 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       await showLogin(ctx, deps, details, { status: 400, message: 'This sign-in request is no longer valid. Please try again.' });
       return;
     }
-    const valUserId = form.get('val_user_id') ?? '';
     const password = form.get('password') ?? '';
-    // Control characters (NUL included) never occur in a VAL user ID and cannot be stored as throttle keys either.
-    if (!valUserId || !password || valUserId.length > MAX_USER_ID || /[\u0000-\u001f\u007f]/.test(valUserId)) {
-      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId: valUserId.slice(0, MAX_USER_ID) });
+    // The one ID rule (users/ids.ts): the NFC form is the ID for the throttle, the lookup, the audit trail and the
+    // session, so the NFC and NFD spellings of one name are one user; an ID that cannot be one (control characters,
+    // lone surrogates, over 255 bytes) gets the generic answer without a password check (issue 10, item 8).
+    const id = canonicalId(form.get('val_user_id') ?? '');
+    if (!id.ok || !password) {
+      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId: id.ok ? id.id : '' });
       return;
     }
+    const valUserId = id.id;
 
-    const result = await authenticate(deps.db, { valUserId, password, ip: ctx.ip }, deps.throttle);
-    const audit = (outcome: 'success' | 'failure', reason?: LoginResult) => {
-      metrics.login(reason ?? 'success');
-      return recordAudit(deps.db, { actor: valUserId, action: 'login', subject: String(details.params.client_id), result: outcome, details: reason ? { reason } : {} });
-    };
-
-    if (!result.ok) {
-      await audit('failure', result.reason);
-      if (result.reason === 'throttled') {
-        ctx.set('Retry-After', String(result.retryAfter));
-        await showLogin(ctx, deps, details, { status: 429, message: `Too many failed sign-in attempts. Try again in ${result.retryAfter} seconds.`, valUserId });
-      } else {
-        await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId });
-      }
+    // One password check per login form at a time, on any worker: a second POST of the same interaction while the
+    // first is being checked is refused unchecked (it would otherwise be a free parallel guess).
+    const submission = await claimSubmission(deps.db, details.uid);
+    if (!submission) {
+      metrics.login('throttled');
+      ctx.set('Retry-After', '1');
+      await showLogin(ctx, deps, details, { status: 429, message: 'This sign-in form is already being submitted. Please wait a moment and try again.', valUserId });
       return;
     }
-
-    // DESIGN: a user provisioned for no VAL service gets access_denied, not empty tokens.
-    if ((await servicesOfUser(deps.db, valUserId)).length === 0) {
-      await audit('failure', 'no_val_service');
-      await deps.provider().interactionFinished(ctx.req, ctx.res, {
-        error: 'access_denied',
-        error_description: 'the VAL user is not provisioned for any VAL service',
-      }, { mergeWithLastSubmission: false });
-      ctx.respond = false;
-      return;
+    try {
+      await finishLogin(ctx, deps, details, valUserId, password);
+    } finally {
+      await releaseSubmission(deps.db, details.uid, submission);
     }
-
-    await audit('success');
-    // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
-    const consent = String(details.params.prompt ?? '').split(' ').includes('consent') ? { consent: {} } : {};
-    await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: valUserId, amr: ['pwd'] }, ...consent }, { mergeWithLastSubmission: false });
-    ctx.respond = false;
   });
 
   return router;
+}
+
+/** Checks the password (reserved against the throttle) and answers: the form again, or back to oidc-provider. */
+async function finishLogin(ctx: Context, deps: InteractionDeps, details: Details, valUserId: string, password: string): Promise<void> {
+  const result = await authenticate(deps.db, { valUserId, password, ip: ctx.ip }, { idKey: deps.loginIdKey, policy: deps.throttle });
+  // Failures on IDs that name no user are audited under a keyed hash: such an "ID" is often a password typed into
+  // the wrong field (issue 10, item 9). Existing IDs are audited as themselves.
+  const actor = result.ok || result.known ? valUserId : `unknown:${idPseudonym(deps.loginIdKey, valUserId).slice(0, 32)}`;
+  const audit = (outcome: 'success' | 'failure', reason?: LoginResult) => {
+    metrics.login(reason ?? 'success');
+    return recordAudit(deps.db, { actor, action: 'login', subject: String(details.params.client_id), result: outcome, details: reason ? { reason } : {} });
+  };
+
+  if (!result.ok) {
+    await audit('failure', result.reason);
+    if (result.reason === 'throttled') {
+      ctx.set('Retry-After', String(result.retryAfter));
+      await showLogin(ctx, deps, details, { status: 429, message: `Too many failed sign-in attempts. Try again in ${result.retryAfter} seconds.`, valUserId });
+    } else {
+      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId });
+    }
+    return;
+  }
+
+  // DESIGN: a user provisioned for no VAL service gets access_denied, not empty tokens.
+  if ((await servicesOfUser(deps.db, result.valUserId)).length === 0) {
+    await audit('failure', 'no_val_service');
+    await deps.provider().interactionFinished(ctx.req, ctx.res, {
+      error: 'access_denied',
+      error_description: 'the VAL user is not provisioned for any VAL service',
+    }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+    return;
+  }
+
+  await audit('success');
+  // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
+  const consent = String(details.params.prompt ?? '').split(' ').includes('consent') ? { consent: {} } : {};
+  await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: result.valUserId, amr: ['pwd'] }, ...consent }, { mergeWithLastSubmission: false });
+  ctx.respond = false;
 }
 
 async function loadDetails(ctx: Context & { params: Record<string, string> }, deps: InteractionDeps): Promise<Details | undefined> {

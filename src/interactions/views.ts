@@ -17,10 +17,14 @@ export function escapeHtml(value: unknown): string {
   return String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+// One pass over the template only: an inserted value (user input, a pre-rendered fragment) is never scanned again,
+// so `{{…}}` typed into a form field comes back as typed instead of expanding another variable (issue 10, item 8).
+const PLACEHOLDER = /\{\{\{(\w+)\}\}\}|\{\{(\w+)\}\}/g;
+
 function fill(text: string, vars: Record<string, unknown>): string {
-  return text
-    .replace(/\{\{\{(\w+)\}\}\}/g, (_, k: string) => String(vars[k] ?? ''))
-    .replace(/\{\{(\w+)\}\}/g, (_, k: string) => escapeHtml(vars[k]));
+  return text.replace(PLACEHOLDER, (_, raw: string | undefined, escaped: string | undefined) =>
+    raw !== undefined ? String(vars[raw] ?? '') : escapeHtml(vars[escaped!]),
+  );
 }
 
 /** A piece of a page (e.g. the login error block), to insert with {{{name}}}. */
