@@ -1,16 +1,16 @@
-// The login page in a real browser (headless Debian Chromium via playwright-core): keyboard-only sign-in, errors, no JavaScript, no third parties.
+// The login page in a real browser (headless Chromium via playwright-core: the system's or @sparticuz/chromium's): keyboard-only sign-in, errors, no JavaScript, no third parties.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { pkceAuthorizationRequest } from './helpers/authorize.ts';
+import { launchChromium } from './helpers/chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.resolve('test-artifacts', 'browser-login');
 const CLIENT_NAME = 'MCPTT client & dispatch';
 
@@ -23,7 +23,6 @@ let ue: oidc.Configuration;
 const callbacks: string[] = [];
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does it)`);
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 
   // The VAL client's redirect_uri: a local page that records what the browser brought back.
@@ -43,10 +42,7 @@ beforeAll(async () => {
   ue = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
 
   // chromium.launch gives every run a fresh temporary profile (user-data-dir), removed on close.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { TEST_SECRET } from './helpers/server.ts';
 import { freePort } from './helpers/net.ts';
+import { STARTUP_MS, until } from './helpers/timing.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -36,13 +37,6 @@ const alive = (pid: number) => {
   }
 };
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const ready = () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
 
@@ -53,8 +47,8 @@ beforeAll(async () => {
   primary = spawn(process.execPath, ['src/main.ts', 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   primary.stdout!.on('data', (c: Buffer) => (output += c));
   primary.stderr!.on('data', (c: Buffer) => (output += c));
-  await until('cluster listening', () => output.includes('with 2 workers'));
-}, 30_000);
+  await until('cluster listening', () => output.includes('with 2 workers'), STARTUP_MS, () => output);
+}, STARTUP_MS + 10_000);
 
 afterAll(async () => {
   if (primary && primary.exitCode === null && primary.signalCode === null) primary.kill('SIGKILL');
@@ -69,11 +63,11 @@ test('two workers serve one port; a worker killed with SIGKILL is replaced', asy
   process.kill(before[0]!, 'SIGKILL');
   // Wait for the primary's own account of the exit, not only /proc: a reaped worker can vanish from /proc first.
   const replaced = new RegExp(`worker ${before[0]} exited \\(SIGKILL\\); starting a replacement`);
-  await until('replacement forked', () => replaced.test(output) && workers().length === 2 && !workers().includes(before[0]!));
+  await until('replacement forked', () => replaced.test(output) && workers().length === 2 && !workers().includes(before[0]!), STARTUP_MS, () => output);
   expect(workers()).toContain(before[1]);
   // The port never went away: the other worker served while the replacement started.
   expect(await ready()).toBe(true);
-});
+}, STARTUP_MS + 10_000);
 
 test('SIGTERM to the primary drains the workers and ends the cluster', async () => {
   const running = workers();
@@ -83,4 +77,4 @@ test('SIGTERM to the primary drains the workers and ends the cluster', async () 
   expect(output).toContain('SIGTERM: draining 2 workers');
   for (const pid of running) expect(alive(pid)).toBe(false);
   expect(await ready()).toBe(false);
-});
+}, STARTUP_MS);
