@@ -102,7 +102,7 @@ describe('a CSV with good and bad rows', () => {
     bad(['badstatus', 'password-badstatus', '', 'frozen', ''], /^status must be active or disabled$/);
     bad(['md5', '', '$1$saltsalt$abcdefghijklmnopqrstuv', '', ''], /^unrecognised password_hash/);
     bad(['bcrypt20', '', '$2b$20$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234', '', ''], /^bcrypt cost 20 out of range/);
-    bad(['bad id', 'password-bad-id', '', '', ''], /^invalid VAL user ID "bad id"/);
+    bad(['bad id', 'password-bad-id', '', '', ''], /^invalid VAL user ID: must be printable characters without spaces/);
     bad(['u001', 'password-again', '', '', ''], /^duplicate VAL user ID u001/);
     bad(['badsvc', 'password-badsvc', '', '', 'x'.repeat(300)], /^invalid VAL service ID/);
     const text = csv(rows);

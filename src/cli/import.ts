@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { recordAudit } from '../audit/store.ts';
 import { loadConfig } from '../config/env.ts';
 import { openDatabase } from '../db/database.ts';
-import { importUsers, type ImportProgress, type ImportSummary } from '../users/import.ts';
+import { ImportFileError, importUsers, type ImportProgress, type ImportSummary } from '../users/import.ts';
 import { CliError, type CliIo } from './context.ts';
 
 const USAGE = 'usage: user import <file.csv> [--restart] [--batch-size N] [--workers N]';
@@ -37,7 +37,9 @@ export async function userImportCommand(args: string[], io: CliIo): Promise<void
   try {
     const { db } = database;
     const progress = progressReporter(io.stderr);
-    const summary = await importUsers(db, file, { batchSize, workers, restart: values.restart, signal: controller.signal, onProgress: progress.update });
+    const summary = await importUsers(db, file, { batchSize, workers, restart: values.restart, signal: controller.signal, onProgress: progress.update }).catch((err: unknown) => {
+      throw err instanceof ImportFileError ? new CliError(err.message) : err;
+    });
     progress.end(summary.outcome === 'completed');
     if (summary.outcome !== 'already-imported') {
       await recordAudit(db, {

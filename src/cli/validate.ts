@@ -1,14 +1,15 @@
-// Checks of identifiers given on the command line, with the same limits as the HTTP APIs.
+// Checks of identifiers given on the command line: the one ID rule of src/users/ids.ts, as a one-line CLI error.
+import { InvalidIdError, parseId } from '../users/ids.ts';
 import { CliError } from './context.ts';
 
-export const MAX_ID_LENGTH = 255;
-// Printable, no whitespace or control characters: IDs end up in tokens, logs and URLs.
-const ID_PATTERN = /^[\x21-\x7e\u00a0-\uffff]+$/u;
-
+/** The canonical (NFC) form of an ID argument, so `user add` stores what the login and the APIs look up. */
 export function validateId(label: string, value: string | undefined): string {
-  if (!value) throw new CliError(`missing ${label}`);
-  if (value.length > MAX_ID_LENGTH || !ID_PATTERN.test(value)) {
-    throw new CliError(`invalid ${label} "${value.slice(0, 40)}": 1 to ${MAX_ID_LENGTH} printable characters without spaces`);
+  if (value === undefined || value === '') throw new CliError(`missing ${label}`);
+  try {
+    return parseId(label, value);
+  } catch (err) {
+    // The reason never echoes the value: it may be a password typed into the wrong argument.
+    if (err instanceof InvalidIdError) throw new CliError(err.message);
+    throw err;
   }
-  return value;
 }

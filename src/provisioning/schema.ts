@@ -1,11 +1,10 @@
 // Request schemas of the provisioning API and their documented limits; zod issues become 3GPP invalidParams.
 import { z } from 'zod';
 import { badRequest, type InvalidParam } from './problem.ts';
+import { canonicalId, MAX_ID_BYTES, unsafeTextReason } from '../users/ids.ts';
 
-/** Longest VAL service ID, VAL user ID or requester identity, in UTF-16 code units (same as the admin CLI). */
-export const MAX_ID_LENGTH = 255;
-/** Printable, no whitespace or control characters: IDs end up in tokens, logs and URLs (same rule as the CLI). */
-export const ID_PATTERN = /^[\x21-\x7e\u00a0-\uffff]+$/u;
+/** Longest VAL service ID, VAL user ID or requester identity, in UTF-8 bytes (the one ID rule, src/users/ids.ts). */
+export const MAX_ID_LENGTH = MAX_ID_BYTES;
 /** Largest request body: 100,000 VAL user IDs of the longest ASCII length fit (100,000 × 258 bytes ≈ 25 MiB). */
 export const MAX_BODY_BYTES = 32 * 1024 * 1024;
 /**
@@ -17,11 +16,14 @@ export const MAX_SERVICES_PER_REQUEST = 100;
 export const DEFAULT_PAGE_SIZE = 1000;
 export const MAX_PAGE_SIZE = 10_000;
 
-const id = z
-  .string({ error: 'must be a string' })
-  .min(1, 'must not be empty')
-  .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
-  .regex(ID_PATTERN, 'must be printable characters without spaces or control characters');
+// The one ID rule (src/users/ids.ts): IDs are stored and compared in their NFC form, so the NFC and NFD spellings of a
+// name are one ID; a lone surrogate is refused by name (the driver would store it as U+FFFD, merging distinct IDs).
+const id = z.string({ error: 'must be a string' }).transform((value, ctx) => {
+  const check = canonicalId(value);
+  if (check.ok) return check.id;
+  ctx.addIssue({ code: 'custom', message: unsafeTextReason(value) ?? check.reason });
+  return z.NEVER;
+});
 
 const userIdList = z.array(id, { error: 'must be an array of VAL user IDs' }).max(MAX_USER_IDS_PER_REQUEST, `at most ${MAX_USER_IDS_PER_REQUEST} VAL user IDs`);
 

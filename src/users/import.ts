@@ -3,11 +3,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse';
-import { CliError } from '../cli/context.ts';
-import { validateId } from '../cli/validate.ts';
 import type { Db } from '../db/knex.ts';
 import { importedHashProblem } from './hash-formats.ts';
 import { HashPool } from './hash-pool.ts';
+import { InvalidIdError, parseId } from './ids.ts';
 import {
   addImportedServices,
   advanceCheckpoint,
@@ -72,8 +71,8 @@ export type ImportSummary = {
 type Columns = { has: Set<Column> };
 type Batch = { rows: (ImportRow & { password?: string })[]; rejections: Rejection[]; records: number; lastLine: number; bytes: number };
 
-/** Bad input the operator fixes (missing file, header without the needed columns): one line, exit 1. */
-export class ImportFileError extends CliError {}
+/** Bad input the operator fixes (missing file, header without the needed columns): the CLI prints it as one line. */
+export class ImportFileError extends Error {}
 
 export async function importUsers(db: Db, file: string, options: ImportOptions = {}): Promise<ImportSummary> {
   const batchSize = options.batchSize ?? 1000;
@@ -111,9 +110,13 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
   const malformed: Rejection[] = [];
   const parser = source.pipe(
     parse({
-      bom: true,
+      // Fields as bytes, decoded strictly below: a line that is not UTF-8 (e.g. a lone surrogate written as CESU-8
+      // bytes) is rejected instead of becoming U+FFFD, which would merge distinct VAL user IDs into one.
+      encoding: null,
       info: true,
-      columns: (header: string[]) => {
+      // Typed as strings by csv-parse; with `encoding: null` the header cells are bytes like every other field.
+      columns: (raw: string[]) => {
+        const header = decodeHeader(raw as unknown as Uint8Array[], name);
         columns = checkHeader(header, name);
         return header.map((h) => h.trim().toLowerCase());
       },
@@ -169,14 +172,15 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     batch.lastLine = Math.max(batch.lastLine, rejection.line);
   };
   try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number; bytes: number } }>) {
+    for await (const { record: raw, info } of parser as AsyncIterable<{ record: Record<string, Uint8Array>; info: { lines: number; bytes: number } }>) {
       const line = info.lines;
       // The parser reports a malformed record as soon as it sees it, possibly before yielding earlier records.
       while (malformed.length > 0 && malformed[0]!.line < line) {
         const m = malformed.shift()!;
         if (m.line > resumedAfterLine) take(m);
       }
-      let checked = checkRow(record, columns!);
+      const record = decodeRecord(raw);
+      let checked = 'reason' in record ? record : checkRow(record.fields, columns!);
       if ('row' in checked) {
         const id = checked.row.valUserId;
         if (seen.has(id)) checked = { reason: `duplicate VAL user ID ${id} (an earlier line has it)` };
@@ -266,13 +270,41 @@ function checkHeader(header: string[], file: string): Columns {
   return { has };
 }
 
+const UTF8_BOM = /^\ufeff/;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The header line; its first cell may start with a byte order mark (the docs accept one). */
+function decodeHeader(raw: Uint8Array[], file: string): string[] {
+  try {
+    return raw.map((cell, i) => {
+      const text = strictUtf8.decode(cell);
+      return i === 0 ? text.replace(UTF8_BOM, '') : text;
+    });
+  } catch {
+    throw new ImportFileError(`${file}: the header line is not valid UTF-8`);
+  }
+}
+
+function decodeRecord(raw: Record<string, Uint8Array>): { fields: Record<string, string> } | { reason: string } {
+  const fields: Record<string, string> = {};
+  for (const [column, bytes] of Object.entries(raw)) {
+    try {
+      fields[column] = strictUtf8.decode(bytes);
+    } catch {
+      return { reason: `${column} is not valid UTF-8 (an unpaired surrogate or another encoding)` };
+    }
+  }
+  return { fields };
+}
+
 // Reasons name the problem, never the password or hash that caused it.
 function checkRow(record: Record<string, string>, columns: Columns): { row: ImportRow & { password?: string } } | { reason: string } {
   let valUserId: string;
   try {
-    valUserId = validateId('VAL user ID', record.val_user_id?.trim());
+    valUserId = parseId('VAL user ID', record.val_user_id?.trim());
   } catch (err) {
-    return { reason: (err as Error).message };
+    if (err instanceof InvalidIdError) return { reason: err.message };
+    throw err;
   }
   const password = columns.has.has('password') ? (record.password ?? '') : '';
   const passwordHash = columns.has.has('password_hash') ? (record.password_hash ?? '').trim() : '';
@@ -291,9 +323,10 @@ function checkRow(record: Record<string, string>, columns: Columns): { row: Impo
   const services: string[] = [];
   for (const s of (record.services ?? '').split(/[\s;]+/).filter(Boolean)) {
     try {
-      services.push(validateId('VAL service ID', s));
+      services.push(parseId('VAL service ID', s));
     } catch (err) {
-      return { reason: (err as Error).message };
+      if (err instanceof InvalidIdError) return { reason: err.message };
+      throw err;
     }
   }
   return { row: { valUserId, passwordHash, status, services: [...new Set(services)], ...(password ? { password } : {}) } };

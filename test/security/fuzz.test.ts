@@ -5,15 +5,16 @@
 // on one (Node's default --unhandled-rejections=throw).
 import crypto from 'node:crypto';
 import fc from 'fast-check';
+import * as oidc from 'openid-client';
 import { SECURITY_TOKEN_TYP } from '../../src/federation/security-token.ts';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { provisioningToken, valServerClient } from '../helpers/provisioning.ts';
-import { JWT_BEARER, TOKEN_EXCHANGE, tempDir, writeTemp } from '../helpers/federation.ts';
+import { JWT_BEARER, publicClient, TOKEN_EXCHANGE, tempDir, writeTemp } from '../helpers/federation.ts';
 import type { ThrottlePolicy } from '../../src/users/throttle.ts';
-import { basic, loginAndRedeem, openLoginForm, provision, REDIRECT, serverSigningKeys, VAL_SERVER_SECRET, WEB_SECRET, type Deployment, type LoginForm } from './support.ts';
+import { authRequest, basic, loginAndRedeem, openLoginForm, provision, REDIRECT, serverSigningKeys, VAL_SERVER_SECRET, WEB_SECRET, type Deployment, type LoginForm } from './support.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.CI ? 2000 : 1000));
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : crypto.randomInt(2 ** 31);
@@ -283,4 +284,172 @@ test('JWT-bearer assertions and token exchange subject tokens: no JWT causes a 5
   const good = sign({ alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP }, { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() }, partnerKey);
   const res = await post('/token', new URLSearchParams({ grant_type: JWT_BEARER, assertion: good, client_id: 'fed-ue' }).toString(), 'application/x-www-form-urlencoded');
   expect(res.status).toBe(200);
+});
+
+// ---- NUL bytes and unpaired surrogates (issue 10, item 4) --------------------------------------------------------
+// PostgreSQL text cannot hold NUL, and an unpaired surrogate cannot be encoded as UTF-8: both once reached SQL from
+// protocol parameters and answered 500. One guard in front of oidc-provider refuses them as invalid_request.
+
+const NUL_VALUE = 'urn:x\0y';
+/** A partner security token for `fed-ue` signed with the partner's provisioned key. */
+function partnerAssertion(): string {
+  const t = now();
+  return sign({ alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP }, { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() }, partnerKey);
+}
+
+/** The OAuth error a certified client (openid-client) reports for a refused grant request. */
+async function grantError(request: Promise<unknown>): Promise<{ status: number; error: string; description: string }> {
+  try {
+    await request;
+  } catch (err) {
+    if (err instanceof oidc.ResponseBodyError) return { status: err.status, error: err.error, description: err.error_description ?? '' };
+    throw err;
+  }
+  throw new Error('the grant request succeeded');
+}
+
+/** The error code in a refusal: JSON from back-channel endpoints, the error page of the authorization endpoint. */
+async function refusal(res: Response): Promise<{ status: number; error: string; location: string | null; html: boolean }> {
+  const body = await res.text();
+  const html = (res.headers.get('content-type') ?? '').startsWith('text/html');
+  const json = (): { error?: string } => {
+    try {
+      return JSON.parse(body) as { error?: string };
+    } catch {
+      return {};
+    }
+  };
+  const error = html ? (/invalid_request|server_error|invalid_\w+/.exec(body)?.[0] ?? '') : (json().error ?? '');
+  return { status: res.status, error, location: res.headers.get('location'), html };
+}
+
+describe('issue 10 item 4: NUL in a protocol parameter is 400 invalid_request, never 500', () => {
+  test('GET /auth with resource=urn%3Ax%00y renders an invalid_request page and redirects nowhere', async () => {
+    const req = await authRequest(d.ue, { resource: NUL_VALUE });
+    expect(req.url.search).toContain('resource=urn%3Ax%00y');
+    const r = await refusal(await fetch(req.url, { redirect: 'manual' }));
+    expect(r).toEqual({ status: 400, error: 'invalid_request', location: null, html: true });
+  });
+
+  test('token exchange with audience containing %00 is invalid_request', async () => {
+    const fed = await publicClient(issuer, 'fed-ue');
+    const r = await grantError(oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, { subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: `${PARTNER}\0` }));
+    expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter audience contains a NUL character' });
+  });
+
+  test('token exchange with resource containing %00 is invalid_request', async () => {
+    const fed = await publicClient(issuer, 'fed-ue');
+    const r = await grantError(oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, { subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', resource: NUL_VALUE }));
+    expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter resource contains a NUL character' });
+  });
+
+  test('client_credentials with resource containing NUL is invalid_request', async () => {
+    const r = await grantError(oidc.clientCredentialsGrant(d.valServer, { resource: NUL_VALUE }));
+    expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter resource contains a NUL character' });
+  });
+
+  test('jwt-bearer with resource or audience containing NUL is invalid_request', async () => {
+    const fed = await publicClient(issuer, 'fed-ue');
+    for (const name of ['resource', 'audience']) {
+      const r = await grantError(oidc.genericGrantRequest(fed, JWT_BEARER, { assertion: partnerAssertion(), [name]: NUL_VALUE }));
+      expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: `parameter ${name} contains a NUL character` });
+    }
+  });
+
+  test('Basic client credentials whose client_id or secret decodes to NUL are invalid_request', async () => {
+    for (const auth of [basic('val-server-1\0', VAL_SERVER_SECRET), basic('val-server-1', `${VAL_SERVER_SECRET}\0`)]) {
+      const r = await refusal(await post('/token', 'grant_type=client_credentials', 'application/x-www-form-urlencoded', { authorization: auth }));
+      expect(r).toMatchObject({ status: 400, error: 'invalid_request' });
+    }
+  });
+
+  // Every parameter of every endpoint that is stored or looked up (clients, codes, tokens, grants, resource servers,
+  // partners, interactions), sent with an otherwise valid request so the value gets past the earlier checks.
+  // `encoded` is the value already percent-encoded, so a test can send bytes that are not UTF-8.
+  type Case = { endpoint: string; send: (name: string, encoded: string) => Promise<Response>; names: string[] };
+  const withParam = (base: Record<string, string>, name: string, encoded: string) =>
+    `${new URLSearchParams(Object.entries(base).filter(([k]) => k !== name))}&${encodeURIComponent(name)}=${encoded}`;
+  const form = (path: string, base: Record<string, string>, auth?: () => string) => (name: string, encoded: string) =>
+    post(path, withParam(base, name, encoded), 'application/x-www-form-urlencoded', { authorization: auth?.() });
+  const query = (path: string, base: () => Record<string, string>) => (name: string, encoded: string) =>
+    fetch(`${issuer}${path}?${withParam(base(), name, encoded)}`, { redirect: 'manual' });
+  const authBase = () => ({ client_id: 'val-ue', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', state: 's', nonce: 'n' });
+  const cases = (): Case[] => [
+    {
+      endpoint: 'authorization',
+      send: query('/auth', authBase),
+      names: ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'prompt', 'max_age', 'resource', 'claims', 'acr_values', 'id_token_hint', 'login_hint', 'ui_locales', 'response_mode', 'request_uri'],
+    },
+    { endpoint: 'token: client_credentials', send: form('/token', { grant_type: 'client_credentials' }, () => basic('val-server-1', VAL_SERVER_SECRET)), names: ['grant_type', 'scope', 'resource', 'audience', 'client_id'] },
+    { endpoint: 'token: authorization_code', send: form('/token', { grant_type: 'authorization_code', client_id: 'val-ue', code: 'c'.repeat(43), code_verifier: 'v'.repeat(43), redirect_uri: REDIRECT }), names: ['code', 'code_verifier', 'redirect_uri', 'client_id', 'resource'] },
+    { endpoint: 'token: refresh_token', send: form('/token', { grant_type: 'refresh_token', client_id: 'val-ue', refresh_token: real.refresh }), names: ['refresh_token', 'scope', 'resource'] },
+    {
+      endpoint: 'token: token exchange',
+      send: form('/token', { grant_type: TOKEN_EXCHANGE, client_id: 'fed-ue', subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: PARTNER }),
+      names: ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource', 'actor_token', 'scope'],
+    },
+    { endpoint: 'token: jwt-bearer', send: form('/token', { grant_type: JWT_BEARER, client_id: 'fed-ue', assertion: 'a.b.c' }), names: ['assertion', 'resource', 'audience', 'scope'] },
+    { endpoint: 'token: client assertion', send: form('/token', { grant_type: 'client_credentials', client_id: 'mcx', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'a.b.c' }), names: ['client_assertion', 'client_assertion_type'] },
+    { endpoint: 'token: client_secret_post', send: form('/token', { grant_type: 'client_credentials', client_id: 'val-server-1', client_secret: VAL_SERVER_SECRET }), names: ['client_id', 'client_secret'] },
+    { endpoint: 'introspection', send: form('/token/introspection', { token: real.access }, () => basic('val-server-1', VAL_SERVER_SECRET)), names: ['token', 'token_type_hint'] },
+    { endpoint: 'revocation', send: form('/token/revocation', { token: real.refresh, client_id: 'val-ue' }), names: ['token', 'token_type_hint', 'client_id'] },
+    { endpoint: 'userinfo', send: form('/me', {}), names: ['access_token'] },
+    { endpoint: 'end session (GET)', send: query('/session/end', () => ({ client_id: 'val-ue' })), names: ['id_token_hint', 'post_logout_redirect_uri', 'state', 'client_id', 'logout_hint', 'ui_locales'] },
+    { endpoint: 'end session confirm', send: form('/session/end/confirm', { xsrf: 'x', logout: 'yes' }), names: ['xsrf', 'logout'] },
+  ];
+  const expanded = () => cases().flatMap((c) => c.names.map((name) => ({ ...c, name })));
+
+  test('every stored or looked-up parameter of every OIDC endpoint: NUL is 400 invalid_request naming the parameter', async () => {
+    const failures: string[] = [];
+    for (const c of expanded()) {
+      const res = await c.send(c.name, 'x%00y');
+      const r = await refusal(res);
+      if (r.status !== 400 || r.error !== 'invalid_request' || r.location !== null) failures.push(`${c.endpoint} ${c.name}: ${JSON.stringify(r)}`);
+    }
+    expect(failures).toEqual([]);
+    expect(expanded().length).toBeGreaterThan(60);
+  });
+
+  test('every stored or looked-up parameter: an unpaired surrogate (its CESU-8 bytes %ED%A0%80) is never a 5xx', async () => {
+    // A form or query cannot carry an unpaired surrogate: its bytes are not UTF-8 and decode to U+FFFD, an ordinary
+    // (unknown) value. JSON can carry one; the provisioning API refuses it (test/security/ids.test.ts).
+    const failures: string[] = [];
+    for (const c of expanded()) {
+      const res = await c.send(c.name, 'x%ED%A0%80y');
+      if (res.status >= 500) failures.push(`${c.endpoint} ${c.name}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+      else await res.arrayBuffer();
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test('the path parameter of /auth/:uid with NUL is refused as invalid_request', async () => {
+    const r = await refusal(await fetch(`${issuer}/auth/abc%00def`, { redirect: 'manual' }));
+    expect(r).toEqual({ status: 400, error: 'invalid_request', location: null, html: true });
+  });
+
+  test('over-long identifiers (client_id, resource) are invalid_request before any lookup', async () => {
+    const r1 = await grantError(oidc.clientCredentialsGrant(d.valServer, { resource: `https://skms.example.org/${'a'.repeat(3000)}` }));
+    expect(r1).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter resource is longer than 2048 bytes' });
+    const r2 = await refusal(await post('/token', new URLSearchParams({ grant_type: 'client_credentials', client_id: 'c'.repeat(256), client_secret: 's' }).toString(), 'application/x-www-form-urlencoded'));
+    expect(r2).toMatchObject({ status: 400, error: 'invalid_request' });
+  });
+
+  test('fuzzed: NUL anywhere in any parameter value of any OIDC endpoint is exactly 400 invalid_request', async () => {
+    const all = expanded();
+    const arb = fc.tuple(fc.nat(all.length - 1), fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }));
+    await fc.assert(
+      fc.asyncProperty(arb, async ([i, before, after]) => {
+        const c = all[i]!;
+        const r = await refusal(await c.send(c.name, encodeURIComponent(`${before}\0${after}`)));
+        if (r.status !== 400 || r.error !== 'invalid_request') throw new Error(`${c.endpoint} ${c.name}: ${JSON.stringify(r)}`);
+      }),
+      { numRuns: Math.min(RUNS, 300), seed: SEED },
+    );
+  });
+
+  test('after the guard, a form body still reaches oidc-provider intact (client_credentials and introspection work)', async () => {
+    const tokens = await oidc.clientCredentialsGrant(d.valServer, { resource: 'https://skms.example.org' });
+    const introspection = await oidc.tokenIntrospection(d.valServer, tokens.access_token);
+    expect(introspection.active).toBe(true);
+  });
 });
