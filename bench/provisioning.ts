@@ -13,6 +13,7 @@ import { deriveSecrets } from '../src/config/secret.ts';
 import { openEmbeddedDatabase } from '../src/db/embedded.ts';
 import { createKnex, type Db } from '../src/db/knex.ts';
 import { migrateLatest } from '../src/db/migrate.ts';
+import { atRestKeys } from '../src/oidc/at-rest.ts';
 import { clientMetadata, registerClient } from '../src/oidc/clients.ts';
 import { PROVISIONING_SCOPE, provisioningResource } from '../src/oidc/resources.ts';
 import { insertValServer, servicesOfUser, servicesOfUserQuery } from '../src/provisioning/store.ts';
@@ -75,7 +76,7 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
     });
 
     const services = Array.from({ length: runs + 1 }, (_, i) => `bench-svc-${i}`);
-    await registerClient(db, idms.provider(), clientMetadata({ clientId: REQUESTER, secret: SECRET, public: false, redirectUris: [], grants: ['client_credentials'], scope: PROVISIONING_SCOPE }));
+    await registerClient(db, idms.provider(), clientMetadata({ clientId: REQUESTER, secret: SECRET, public: false, redirectUris: [], grants: ['client_credentials'], scope: PROVISIONING_SCOPE }), atRestKeys(deriveSecrets(idmsSecret)));
     await insertValServer(db, { requesterIdentity: REQUESTER, clientId: REQUESTER, allowedServiceIds: services });
     const token = await provisioningToken(issuer, provisioningResource(config));
 

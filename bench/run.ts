@@ -111,7 +111,8 @@ async function main(): Promise<void> {
       const baseOrigin = `http://127.0.0.1:${basePort}`;
       const setup: BaselineSetup = {
         issuer: baseOrigin,
-        clients: clients as Record<string, unknown>[],
+        // Stored client records hold a hash of the secret (src/oidc/at-rest.ts): the baseline gets the secret itself.
+        clients: (clients as Record<string, unknown>[]).map(({ client_secret_hash: _hash, ...c }) => (c.client_id === valServer.clientId ? { ...c, client_secret: valServer.secret } : c)),
         users: Object.fromEntries(users.map((u) => [u.id, passwordHash])),
         services,
         resources: { 'urn:3gpp:seal': VAL_SCOPE, [SKMS]: VAL_SCOPE, [OPAQUE]: VAL_SCOPE },

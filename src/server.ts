@@ -16,7 +16,8 @@ import { setPageSecurityHeaders } from './http/headers.ts';
 import { protocolInputGuard } from './http/protocol-input.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { readAsset, renderPage } from './interactions/views.ts';
-import { sweepExpiredPayloads } from './oidc/adapter.ts';
+import { convertLegacyPayloads, sweepExpiredPayloads } from './oidc/adapter.ts';
+import { atRestKeys } from './oidc/at-rest.ts';
 import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './oidc/keys.ts';
 import { createProvider, type ProviderExtension } from './oidc/provider.ts';
 import { jwtAccessTokenEndpoints } from './oidc/jwt-introspection.ts';
@@ -82,6 +83,8 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   const retain = keyRetentionSeconds(config);
 
   await ensureSigningKeys(db, secrets.keyEncryptionKey);
+  // Rows from before bearer values and client secrets were stored hashed (needs IDMS_SECRET, so not a migration).
+  await convertLegacyPayloads(db, atRestKeys(secrets));
   let keySet: SigningKeySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
   const build = () => {
     const provider = createProvider({ config, db, secrets, signingKeys: keySet.keys }, extensions);

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { recordAudit } from '../audit/store.ts';
 import { ClientExistsError, clientMetadata, InvalidClientError, listClients, registerClient, removeClient } from '../oidc/clients.ts';
+import { atRestKeys } from '../oidc/at-rest.ts';
 import { CliError, withDatabase, type CliIo } from './context.ts';
 import { cliProvider } from './provider.ts';
 import { validateId } from './validate.ts';
@@ -37,7 +38,7 @@ export async function clientCommand(args: string[], io: CliIo): Promise<void> {
     );
     await withDatabase(io, async (ctx) => {
       const provider = await cliProvider(ctx);
-      await wrapAsync(() => registerClient(ctx.database.db, provider, metadata));
+      await wrapAsync(() => registerClient(ctx.database.db, provider, metadata, atRestKeys(ctx.secrets)));
       await recordAudit(ctx.database.db, { actor: 'cli', action: 'client.add', subject: clientId, result: 'success', details: { grants: metadata.grant_types } });
       ctx.out(`added client ${clientId} (${metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential'}; grants ${metadata.grant_types?.join(', ')}; scope ${metadata.scope})`);
       // The secret is shown once, when the CLI generated it; an operator-supplied one is not echoed.

@@ -4,6 +4,7 @@ import { recordAudit } from '../audit/store.ts';
 import { ClientExistsError, clientMetadata, findClient, InvalidClientError, registerClient } from '../oidc/clients.ts';
 import { PROVISIONING_SCOPE, VAL_SERVICE_SCOPE } from '../oidc/resources.ts';
 import { insertValServer, listValServers, updateValServer, ValServerExistsError, type ValServerChange, type ValServerRow } from '../provisioning/store.ts';
+import { atRestKeys } from '../oidc/at-rest.ts';
 import { CliError, withDatabase, type CliIo } from './context.ts';
 import { cliProvider } from './provider.ts';
 import { validateId } from './validate.ts';
@@ -78,7 +79,7 @@ async function add(args: string[], io: CliIo): Promise<void> {
     // The SLA row and the OAuth client exist together or not at all.
     await db.transaction(async (trx) => {
       try {
-        await registerClient(trx, provider, metadata);
+        await registerClient(trx, provider, metadata, atRestKeys(ctx.secrets));
         await insertValServer(trx, { requesterIdentity, clientId, endpoint, allowedServiceIds, validUntil, maxUsersPerService });
       } catch (err) {
         if (err instanceof ValServerExistsError || err instanceof ClientExistsError) throw new CliError(err.message);

@@ -8,6 +8,8 @@ export type Secrets = Readonly<{
   cookieKeys: string[];
   keyEncryptionKey: Buffer;
   csrfKey: Buffer;
+  /** HMAC key under which bearer artefacts (codes, tokens, sessions) and client secrets are stored (src/oidc/at-rest.ts). */
+  atRestKey: Buffer;
   /** Keyed hash of submitted VAL user IDs in throttle keys and audit rows (a password typed as ID is never stored). */
   loginIdKey: Buffer;
 }>;
@@ -24,6 +26,7 @@ export function deriveSecrets(master: string): Secrets {
     cookieKeys: [derive('cookie-signing').toString('base64url')],
     keyEncryptionKey: derive('signing-key-encryption'),
     csrfKey: derive('login-csrf'),
+    atRestKey: derive('at-rest-hmac'),
     loginIdKey: derive('login-id-pseudonym'),
   });
 }

@@ -1,8 +1,9 @@
 // oidc-provider adapter over one PostgreSQL table (oidc_payloads), for every model the provider stores.
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, Provider, type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
 import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { queryPrepared } from '../db/prepared.ts';
+import { hasBearerId, openClientMetadata, openPayload, sealClientMetadata, sealPayload, storageKey, type AtRestKeys } from './at-rest.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -13,40 +14,64 @@ const UPSERT = `insert into ${TABLE} (kind, id, payload, grant_id, uid, user_cod
     user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null`;
 // Expiry is honoured on read; the sweeper only reclaims space.
 const FIND_BY_ID = `select payload, consumed_at from ${TABLE} where kind = $1 and id = $2 and (expires_at is null or expires_at > now())`;
-const CONSUME = `update ${TABLE} set consumed_at = now() where kind = $1 and id = $2`;
+// Single use is decided by this one statement (STYLE 14): of parallel redemptions that all read the record unconsumed,
+// exactly one updates it. (An unconditional update let two refreshes of one token, or four redemptions of one code, all win.)
+const CONSUME = `update ${TABLE} set consumed_at = now() where kind = $1 and id = $2 and consumed_at is null`;
+// The loser's answer to a lost race, as oidc-provider's own replay path does (lib/helpers/revoke.js): every record of the
+// grant (tokens, codes) and the grant itself go. Introspection and token exchange refuse JWT access tokens whose grant is gone.
+const REVOKE_GRANT_OF = `with spent as (select grant_id from ${TABLE} where kind = $1 and id = $2 and grant_id is not null),
+  revoked as (delete from ${TABLE} where grant_id in (select grant_id from spent) or (kind = 'Grant' and id in (select grant_id from spent)))
+  select grant_id from spent`;
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
-export function createAdapterFactory(db: Db): (model: string) => Adapter {
-  return (model: string) => new PostgresAdapter(db, model);
+/** `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts). */
+export function createAdapterFactory(db: Db, keys: AtRestKeys): (model: string) => Adapter {
+  return (model: string) => new PostgresAdapter(db, model, keys);
 }
 
 export class PostgresAdapter implements Adapter {
   readonly #db: Db;
   readonly #kind: string;
+  readonly #keys: AtRestKeys | undefined;
+  readonly #hashed: boolean;
 
-  constructor(db: Db, kind: string) {
+  /** Grants are stored as they are; every other model needs the at-rest keys. */
+  constructor(db: Db, kind: 'Grant');
+  constructor(db: Db, kind: string, keys: AtRestKeys);
+  constructor(db: Db, kind: string, keys?: AtRestKeys) {
+    if (!keys && kind !== 'Grant') throw new TypeError(`the ${kind} adapter needs the at-rest keys`);
     this.#db = db;
     this.#kind = kind;
+    this.#keys = keys;
+    this.#hashed = hasBearerId(kind);
+  }
+
+  /** The stored id: the HMAC of a bearer value, a plain id (client_id, grant id) as it is. */
+  #key(id: string): string {
+    return this.#hashed ? storageKey(this.#keys!, id) : id;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const stored = this.#hashed ? sealPayload(this.#keys!, this.#kind, payload) : this.#kind === 'Client' ? sealClientMetadata(this.#keys!, payload as ClientMetadata) : payload;
     // No expiresIn: no expiry (null + interval is null).
     await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, [
       this.#kind,
-      id,
-      JSON.stringify(payload),
+      this.#key(id),
+      JSON.stringify(stored),
       payload.grantId ?? null,
       payload.uid ?? null,
-      payload.userCode ?? null,
+      payload.userCode ? this.#key(payload.userCode) : null,
       expiresIn || null,
     ]);
     if (this.#kind === 'Client') tableChanged('clients');
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    // Clients are read at every token, introspection and authorization request and change rarely.
-    if (this.#kind === 'Client') return cached(this.#db, 'clients', id, () => this.#findBy('id', id));
+    if (this.#kind === 'Client') {
+      const stored = await findStoredClient(this.#db, id);
+      return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
+    }
     return this.#findBy('id', id);
   }
 
@@ -59,11 +84,18 @@ export class PostgresAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await queryPrepared(this.#db, 'oidc_payloads_consume', CONSUME, [this.#kind, id]);
+    const key = this.#key(id);
+    const { rowCount } = await queryPrepared(this.#db, 'oidc_payloads_consume_once', CONSUME, [this.#kind, key]);
+    if (rowCount === 1) return;
+    // Another request consumed (or removed) it since oidc-provider read it unconsumed: this one is the replay.
+    const { rows } = await queryPrepared<{ grant_id: string }>(this.#db, 'oidc_payloads_revoke_grant_of', REVOKE_GRANT_OF, [this.#kind, key]);
+    const ctx = Provider.ctx;
+    for (const { grant_id } of rows) ctx?.oidc.provider.emit('grant.revoked', ctx, grant_id);
+    throw reuseError(this.#kind);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#db(TABLE).where({ kind: this.#kind, id }).delete();
+    await this.#db(TABLE).where({ kind: this.#kind, id: this.#key(id) }).delete();
     if (this.#kind === 'Client') tableChanged('clients');
   }
 
@@ -72,19 +104,49 @@ export class PostgresAdapter implements Adapter {
   }
 
   async #findBy(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
-    // PostgreSQL text cannot hold NUL, so no stored id has one; a presented value with NUL is simply unknown
-    // (without this check the driver's encoding error would surface as a 500).
-    if (value.includes('\0')) return undefined;
-    const row =
-      column === 'id'
-        ? (await queryPrepared<Row>(this.#db, 'oidc_payloads_find', FIND_BY_ID, [this.#kind, value])).rows[0]
-        : ((await this.#db(TABLE)
-            .select('payload', 'consumed_at')
-            .where({ kind: this.#kind, [column]: value })
-            .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', this.#db.fn.now()))
-            .first()) as Row | undefined);
+    const row = await findRow(this.#db, this.#kind, column, column === 'uid' ? value : this.#key(value));
     if (!row) return undefined;
-    return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
+    const payload = this.#hashed ? openPayload(this.#keys!, this.#kind, row.payload, column === 'id' ? value : undefined) : row.payload;
+    return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
+  }
+}
+
+async function findRow(db: Db, kind: string, column: 'id' | 'uid' | 'user_code', value: string): Promise<Row | undefined> {
+  // PostgreSQL text cannot hold NUL, so no stored id has one; a presented value with NUL is simply unknown
+  // (without this check the driver's encoding error would surface as a 500). (A hashed value never has one.)
+  if (value.includes('\0')) return undefined;
+  if (column === 'id') return (await queryPrepared<Row>(db, 'oidc_payloads_find', FIND_BY_ID, [kind, value])).rows[0];
+  return (await db(TABLE)
+    .select('payload', 'consumed_at')
+    .where({ kind, [column]: value })
+    .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
+    .first()) as Row | undefined;
+}
+
+/**
+ * A client's record as stored (secret hashed or sealed, never usable): what the CLI and the provisioning API need to
+ * know a client exists. Clients are read at every token, introspection and authorization request and change rarely:
+ * cached in this stored form, opened for oidc-provider by the adapter on each read.
+ */
+export async function findStoredClient(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
+  return cached(db, 'clients', clientId, async () => (await findRow(db, 'Client', 'id', clientId))?.payload as ClientMetadata | undefined);
+}
+
+/** What the loser of a race for a single-use record gets: the error oidc-provider gives a replay it sees on read. */
+function reuseError(kind: string): Error {
+  switch (kind) {
+    case 'RefreshToken':
+      return new errors.InvalidGrant('refresh token already used');
+    case 'AuthorizationCode':
+      return new errors.InvalidGrant('authorization code already consumed');
+    case 'DeviceCode':
+      return new errors.InvalidGrant('device code already consumed');
+    case 'BackchannelAuthenticationRequest':
+      return new errors.InvalidGrant('backchannel authentication request already consumed');
+    case 'PushedAuthorizationRequest':
+      return new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+    default:
+      return new errors.InvalidGrant(`${kind} already consumed`);
   }
 }
 
@@ -95,4 +157,45 @@ export async function sweepExpiredPayloads(db: Db, batch = 5000): Promise<number
     [batch],
   );
   return res.rowCount as number;
+}
+
+// Rows written before records were stored hashed (migration 202611291000 indexes exactly these): a bearer-id record
+// still carrying its plain jti, a client with a plain client_secret. Must match the migration's index predicate.
+const LEGACY = `((kind not in ('Client', 'Grant') and payload->>'jti' is not null and payload->>'jti' not like 'enc:%')
+  or (kind = 'Client' and payload->>'client_secret' is not null))`;
+
+/**
+ * Converts rows of the plain format to the hashed one, so tokens, codes, sessions and client secrets issued before
+ * keep working. Needs IDMS_SECRET, which migrations do not have: run at start-up right after migrating and by
+ * `cli migrate`. Idempotent, and safe when several instances start together (rows are claimed with skip locked).
+ */
+export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 500): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const converted = await db.transaction(async (trx) => {
+      const { rows } = (await trx.raw(`select kind, id, payload, user_code from ${TABLE} where ${LEGACY} limit ? for update skip locked`, [batch])) as {
+        rows: { kind: string; id: string; payload: AdapterPayload; user_code: string | null }[];
+      };
+      if (rows.length === 0) return 0;
+      const changes = rows.map((r) => {
+        if (r.kind === 'Client') return { kind: r.kind, id: r.id, new_id: r.id, payload: sealClientMetadata(keys, r.payload as ClientMetadata), user_code: r.user_code };
+        return {
+          kind: r.kind,
+          id: r.id,
+          new_id: storageKey(keys, r.id),
+          payload: sealPayload(keys, r.kind, { ...r.payload, jti: r.id }),
+          user_code: r.user_code === null ? null : storageKey(keys, r.user_code),
+        };
+      });
+      await trx.raw(
+        `update ${TABLE} o set id = c.new_id, payload = c.payload, user_code = c.user_code
+         from jsonb_to_recordset(?::jsonb) as c(kind text, id text, new_id text, payload jsonb, user_code text)
+         where o.kind = c.kind and o.id = c.id`,
+        [JSON.stringify(changes)],
+      );
+      return rows.length;
+    });
+    total += converted;
+    if (converted < batch) return total;
+  }
 }

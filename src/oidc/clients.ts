@@ -4,7 +4,8 @@ import type { ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
-import { PostgresAdapter } from './adapter.ts';
+import { findStoredClient, PostgresAdapter } from './adapter.ts';
+import { HASHED_SECRET_PREFIX, type AtRestKeys } from './at-rest.ts';
 import { OIDC_SCOPES } from './provider.ts';
 import { VAL_SERVICE_SCOPE } from './resources.ts';
 
@@ -28,6 +29,8 @@ export function clientMetadata(spec: ClientSpec): ClientMetadata {
   if (usesCode && spec.redirectUris.length === 0) throw new InvalidClientError('a client using authorization_code needs at least one --redirect-uri');
   if (spec.public && grants.includes('client_credentials')) throw new InvalidClientError('a public client cannot use client_credentials');
   if (spec.public && spec.secret) throw new InvalidClientError('a public client has no secret');
+  // The stored form's marker for a hashed secret (src/oidc/at-rest.ts) cannot be a secret itself.
+  if (spec.secret?.startsWith(HASHED_SECRET_PREFIX)) throw new InvalidClientError(`a client secret cannot start with ${HASHED_SECRET_PREFIX}`);
   const defaultScope = usesCode ? [...OIDC_SCOPES].join(' ') : VAL_SERVICE_SCOPE;
   return {
     client_id: spec.clientId,
@@ -40,20 +43,22 @@ export function clientMetadata(spec: ClientSpec): ClientMetadata {
   };
 }
 
-export async function registerClient(db: Db, provider: Provider, metadata: ClientMetadata): Promise<void> {
+/** `keys`: the secret is stored hashed (or sealed where oidc-provider needs it as a key), src/oidc/at-rest.ts. */
+export async function registerClient(db: Db, provider: Provider, metadata: ClientMetadata, keys: AtRestKeys): Promise<void> {
   try {
     await provider.Client.validate(metadata);
   } catch (err) {
     const e = err as { error_description?: string; message: string };
     throw new InvalidClientError(e.error_description ?? e.message);
   }
-  const adapter = new PostgresAdapter(db, 'Client');
+  const adapter = new PostgresAdapter(db, 'Client', keys);
   if (await adapter.find(metadata.client_id)) throw new ClientExistsError(`client ${metadata.client_id} already exists`);
   await adapter.upsert(metadata.client_id, metadata as never);
 }
 
+/** The client's registered metadata; its secret as stored (hashed or sealed, see src/oidc/at-rest.ts). */
 export async function findClient(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
-  return (await new PostgresAdapter(db, 'Client').find(clientId)) as ClientMetadata | undefined;
+  return findStoredClient(db, clientId);
 }
 
 export async function listClients(db: Db): Promise<ClientMetadata[]> {

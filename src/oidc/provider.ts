@@ -8,6 +8,7 @@ import { setPageSecurityHeaders } from '../http/headers.ts';
 import { escapeHtml, renderPage } from '../interactions/views.ts';
 import { createFindAccount, servicesForRequest } from './account.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
 import { PROVISIONING_SCOPE, resourceServerInfo, VAL_SERVICE_SCOPE } from './resources.ts';
 
 export type ProviderDeps = {
@@ -28,7 +29,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db),
+    adapter: createAdapterFactory(db, atRestKeys(secrets)),
     findAccount: createFindAccount(db),
     jwks: { keys: deps.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
     cookies: { keys: secrets.cookieKeys, long: cookieOptions, short: cookieOptions },
@@ -150,6 +151,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // Client secrets are stored hashed (src/oidc/at-rest.ts): authentication compares hashes.
+  compareHashedClientSecrets(provider, atRestKeys(secrets));
   provider.proxy = config.trustProxy;
   for (const extend of extensions) extend(provider, deps);
   return provider;
