@@ -193,6 +193,7 @@ export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 50
          where o.kind = c.kind and o.id = c.id`,
         [JSON.stringify(changes)],
       );
+      if (rows.some((r) => r.kind === 'Client')) tableChanged('clients');
       return rows.length;
     });
     total += converted;
