@@ -8,8 +8,12 @@ import { setPageSecurityHeaders } from './headers.ts';
 
 /** oidc-provider's own limit for form bodies (lib/shared/selective_body.js): we read no more than it would. */
 export const MAX_FORM_BYTES = 56 * 1024;
-/** Longest value of any protocol parameter (tokens, assertions, request objects, state); an ID or URI is far shorter. */
-export const MAX_PARAMETER_BYTES = 16 * 1024;
+/**
+ * Longest value of any other protocol parameter (tokens, assertions, request objects, state). Above the tighter
+ * limits of the checks behind it (16 KiB for access tokens and partner assertions), which keep their own error
+ * codes (invalid_grant, invalid_token) and audit records.
+ */
+export const MAX_PARAMETER_BYTES = 32 * 1024;
 /** Identifiers matched against registered clients, resource servers and partners. */
 const PARAMETER_LIMITS: Readonly<Record<string, number>> = {
   client_id: MAX_ID_BYTES,
