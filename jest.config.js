@@ -1,6 +1,8 @@
 // Jest runs the TypeScript sources as native ESM, transformed by swc (no type check: `npm run typecheck` does that).
 export default {
   testEnvironment: 'node',
+  // @seal-idms/verify resolves to its TypeScript source in the repository (packages/verify/package.json exports).
+  testEnvironmentOptions: { customExportConditions: ['node', 'node-addons', '@seal-idms/source'] },
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
     '^.+\\.ts$': ['@swc/jest', {

@@ -1,22 +1,75 @@
-// `npm run build`: the production bundle the container image runs (dist/image): sources, migrations, views and
-// the production node_modules only, then a smoke check that every module loads from inside it.
+// `npm run build`: the publishable packages and the container image bundle.
+//   dist/                      the server package (what `npm pack` ships: see `files` in package.json): the sources
+//                              compiled by tsc (tsconfig.build.json) to dist/src, dist/migrations and dist/bin, plus
+//                              dist/views and the OpenAPI files next to their modules, so every path a module computes
+//                              from import.meta.url (../../views/, ../../migrations/, ./openapi.yaml) holds as in src/
+//   packages/verify/dist/      the token validation kit @seal-idms/verify (JavaScript + .d.ts)
+//   dist/image/                what the Dockerfile copies: the source tree (run by Node 24's type stripping) and
+//                              the production node_modules, smoke-checked so that every module loads from inside it
+// `--package` (the `prepack` script) builds the server package alone and checks that its CLI starts.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const OUT = path.resolve(process.argv[2] ?? path.join(ROOT, 'dist', 'image'));
-// Node 24 runs the TypeScript sources directly (type stripping): the bundle is the source tree, not a compile output.
-const ENTRIES = ['package.json', 'package-lock.json', 'README.md', 'bin', 'src', 'migrations', 'views'];
+const DIST = path.join(ROOT, 'dist');
+const IMAGE = path.join(DIST, 'image');
+const KIT = path.join(ROOT, 'packages', 'verify');
+const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const packageOnly = process.argv.includes('--package');
 
 async function main(): Promise<void> {
   const started = Date.now();
-  await fs.rm(OUT, { recursive: true, force: true });
-  await fs.mkdir(OUT, { recursive: true });
-  for (const entry of ENTRIES) await fs.cp(path.join(ROOT, entry), path.join(OUT, entry), { recursive: true });
+  await buildServer();
+  if (!packageOnly) {
+    await buildKit();
+    await buildImage();
+  }
+  console.log(`build: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+async function buildServer(): Promise<void> {
+  await fs.rm(DIST, { recursive: true, force: true });
+  tsc(path.join(ROOT, 'tsconfig.build.json'));
+  await fs.cp(path.join(ROOT, 'views'), path.join(DIST, 'views'), { recursive: true });
+  // Files the modules read at runtime (the OpenAPI documents under src/provisioning/): every non-TypeScript file in src/.
+  const assets = (await fs.readdir(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && !e.name.endsWith('.ts'));
+  for (const a of assets) {
+    const rel = path.relative(ROOT, path.join(a.parentPath, a.name));
+    await fs.cp(path.join(ROOT, rel), path.join(DIST, rel));
+  }
+  const help = execFileSync(process.execPath, [path.join(DIST, 'bin', 'seal-idms.js'), 'help'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  if (!help.includes('seal-idms')) throw new Error('`seal-idms help` from dist/ printed no usage');
+  console.log(`server package: dist/ (${du(DIST)}, ${assets.length} runtime file(s) from src/ besides the modules)`);
+}
+
+async function buildKit(): Promise<void> {
+  await fs.rm(path.join(KIT, 'dist'), { recursive: true, force: true });
+  tsc(path.join(KIT, 'tsconfig.json'));
+  console.log(`@seal-idms/verify: packages/verify/dist/ (${du(path.join(KIT, 'dist'))})`);
+}
+
+// Fails the build on a type error: a package is never published with declarations that do not match its code.
+function tsc(project: string): void {
+  try {
+    execFileSync(process.execPath, [TSC, '-p', project], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const out = (err as { stdout?: string }).stdout ?? '';
+    throw new Error(`tsc -p ${path.relative(ROOT, project)} failed:\n${out}`, { cause: err });
+  }
+}
+
+// Node 24 runs the TypeScript sources directly (type stripping): the image bundle is the source tree, not the
+// compiled package, so stack traces in production point at the real files (docs/deploy.md).
+const IMAGE_ENTRIES = ['package.json', 'package-lock.json', 'README.md', 'bin', 'src', 'migrations', 'views'];
+
+async function buildImage(): Promise<void> {
+  await fs.mkdir(IMAGE, { recursive: true });
+  for (const entry of IMAGE_ENTRIES) await fs.cp(path.join(ROOT, entry), path.join(IMAGE, entry), { recursive: true });
 
   // Exactly what `npm ci --omit=dev` keeps, taken from the installed tree (same lockfile, install scripts already run).
+  // Workspace packages (the kit) are links into packages/ that the server does not import: they are left out.
   const listed = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     .split('\n')
     .filter((p) => p.startsWith(path.join(ROOT, 'node_modules') + path.sep))
@@ -24,19 +77,19 @@ async function main(): Promise<void> {
   const copied: string[] = [];
   for (const dir of listed) {
     if (copied.some((c) => dir.startsWith(c + path.sep))) continue; // nested node_modules came with their parent
-    await fs.cp(dir, path.join(OUT, path.relative(ROOT, dir)), { recursive: true, verbatimSymlinks: true });
+    if ((await fs.lstat(dir)).isSymbolicLink()) continue;
+    await fs.cp(dir, path.join(IMAGE, path.relative(ROOT, dir)), { recursive: true, verbatimSymlinks: true });
     copied.push(dir);
   }
 
   await smokeCheck();
-  const size = execFileSync('du', ['-sh', OUT], { encoding: 'utf8' }).split('\t')[0];
-  console.log(`bundle: ${path.relative(ROOT, OUT) || OUT} (${size}, ${copied.length} production packages) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`image bundle: dist/image (${du(IMAGE)}, ${copied.length} production packages)`);
 }
 
 // Loads every dependency, source module and migration, then runs `help` (which imports every command), all
 // with a guard that refuses anything resolved outside the bundle.
 async function smokeCheck(): Promise<void> {
-  const script = path.join(OUT, '.smoke-check.mjs');
+  const script = path.join(IMAGE, '.smoke-check.mjs');
   await fs.writeFile(
     script,
     `import fs from 'node:fs';
@@ -52,15 +105,19 @@ console.log(\`smoke check: \${Object.keys(pkg.dependencies ?? {}).length} depend
 process.exit(0);
 `,
   );
-  const env = { ...process.env, IDMS_BUNDLE_ROOT: pathToFileURL(OUT).href + '/', NODE_OPTIONS: '' };
+  const env = { ...process.env, IDMS_BUNDLE_ROOT: pathToFileURL(IMAGE).href + '/', NODE_OPTIONS: '' };
   const guard = ['--import', pathToFileURL(path.join(ROOT, 'scripts', 'bundle-guard.ts')).href];
   try {
-    execFileSync(process.execPath, [...guard, script], { cwd: OUT, env, stdio: 'inherit' });
-    const help = execFileSync(process.execPath, [...guard, path.join(OUT, 'src', 'main.ts'), 'help'], { cwd: OUT, env, encoding: 'utf8' });
+    execFileSync(process.execPath, [...guard, script], { cwd: IMAGE, env, stdio: 'inherit' });
+    const help = execFileSync(process.execPath, [...guard, path.join(IMAGE, 'src', 'main.ts'), 'help'], { cwd: IMAGE, env, encoding: 'utf8' });
     if (!help.includes('seal-idms')) throw new Error('`seal-idms help` from the bundle printed no usage');
   } finally {
     await fs.rm(script, { force: true });
   }
+}
+
+function du(dir: string): string {
+  return execFileSync('du', ['-sh', dir], { encoding: 'utf8' }).split('\t')[0]!;
 }
 
 await main();

@@ -32,8 +32,9 @@ beforeAll(async () => {
   await cliOk(env, ['resource', 'add', VAL]);
   ue = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
 
-  // The example exactly as its README runs it: a separate Node process configured by environment.
-  valProcess = spawn(process.execPath, ['examples/val-server/server.ts'], {
+  // The example exactly as its README runs it: a separate Node process configured by environment, with
+  // @seal-idms/verify resolved to the kit's source in this repository (the condition in packages/verify/package.json).
+  valProcess = spawn(process.execPath, ['--conditions=@seal-idms/source', 'examples/val-server/server.ts'], {
     env: { PATH: process.env.PATH, IDMS_ISSUER: server.issuer, VAL_AUDIENCE: VAL, VAL_SERVICE_ID: SERVICE, PORT: '0', HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

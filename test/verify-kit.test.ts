@@ -1,4 +1,4 @@
-// The `seal-idms/verify` kit against a running S-IdMS: what a VAL server accepts and refuses, and key rotation.
+// The `@seal-idms/verify` kit against a running S-IdMS: what a VAL server accepts and refuses, and key rotation.
 import http from 'node:http';
 import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
@@ -9,7 +9,7 @@ import {
   IssuerUnavailableError,
   wwwAuthenticate,
   type AccessTokenVerifierOptions,
-} from 'seal-idms/verify';
+} from '@seal-idms/verify';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';

@@ -9,7 +9,7 @@ import {
   createAccessTokenVerifier,
   IssuerUnavailableError,
   type VerifiedUserAccessToken,
-} from 'seal-idms/verify';
+} from '@seal-idms/verify';
 
 export type ValServerOptions = {
   /** The S-IdMS issuer identifier. */

@@ -6,12 +6,14 @@ import type { Db } from './knex.ts';
 
 const dir = new URL('../../migrations/', import.meta.url);
 
-// A source that imports the .ts files itself, so the same code runs under Node's type stripping and under jest.
+// A source that imports the files itself, so the same code runs under Node's type stripping, under jest and from
+// the built package (dist/migrations/*.js). A migration is recorded under its source name (`….ts`) either way, so a
+// database migrated by the sources is current for the built server and the other way round.
 const source: Knex.MigrationSource<string> = {
   async getMigrations() {
-    return (await fs.readdir(dir)).filter((f) => /^\d{12}_[a-z0-9_]+\.ts$/.test(f)).sort();
+    return (await fs.readdir(dir)).filter((f) => /^\d{12}_[a-z0-9_]+\.[jt]s$/.test(f)).sort();
   },
-  getMigrationName: (name) => name,
+  getMigrationName: (name) => name.replace(/\.js$/, '.ts'),
   // A plain path (not a file: URL) so jest's CommonJS-transformed global setup can load it too.
   getMigration: (name) => import(fileURLToPath(new URL(name, dir))) as Promise<Knex.Migration>,
 };

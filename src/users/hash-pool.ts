@@ -40,7 +40,8 @@ export class HashPool {
   }
 
   #spawn(): Worker {
-    const worker = new Worker(new URL('./hash-worker.ts', import.meta.url));
+    // Same extension as this module: hash-worker.ts from the sources, hash-worker.js from the built package (dist/).
+    const worker = new Worker(new URL(`./hash-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url));
     worker.on('message', (res: HashResponse) => {
       const task = this.#busy.get(worker);
       if (!task) return;

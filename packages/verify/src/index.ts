@@ -1,4 +1,4 @@
-// Access token validation kit for VAL servers and SEAL servers (`seal-idms/verify`): RFC 9068 JWT access tokens from an S-IdMS.
+// Access token validation kit for VAL servers and SEAL servers (`@seal-idms/verify`): RFC 9068 JWT access tokens from an S-IdMS.
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 
 export type SigningAlgorithm = 'ES256' | 'RS256';
