@@ -173,6 +173,9 @@ export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 50
   let total = 0;
   for (;;) {
     const converted = await db.transaction(async (trx) => {
+      // The planner cannot estimate the jsonb predicate and would scan the whole table at every start; the partial
+      // index holds exactly the rows to convert (none, once done).
+      await trx.raw('set local enable_seqscan = off');
       const { rows } = (await trx.raw(`select kind, id, payload, user_code from ${TABLE} where ${LEGACY} limit ? for update skip locked`, [batch])) as {
         rows: { kind: string; id: string; payload: AdapterPayload; user_code: string | null }[];
       };
