@@ -35,8 +35,8 @@ const HELP = `seal-idms — SEAL Identity Management Server
   user add|passwd <id> (--password P | --password-stdin)
   user disable|enable <id>
   user import <file.csv> [--restart] [--batch-size N] [--workers N]   (val_user_id,password|password_hash[,status][,services])
-  client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--name N]
-  client list | client remove <clientId>
+  client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N]
+  client update <clientId> [--scope S] [--resource-server URI|none]…   ·   client list | client remove <clientId>
   service grant|revoke <valServiceId> <valUserId>…   ·   service list <valServiceId>
   val-server add <requesterIdentity> --client-id ID [--secret S] --services a,b [--valid-until ISO] [--max-users N] [--endpoint URL]
   val-server list | disable|enable <id> | update <id> [--services a,b] [--valid-until ISO|none] [--max-users N|none] [--endpoint URL|none]

@@ -1,7 +1,7 @@
-// Per-process caches of rarely changed tables (clients, resource servers, partners, the access token deny-list),
+// Per-process caches of rarely changed tables (clients, resource servers, partners, the access token deny-list, VAL servers),
 // dropped on every change by any instance.
 //
-// Triggers (migrations 202611231330, 202611231335) NOTIFY on commit; each serving process LISTENs on a connection
+// Triggers (migrations 202611231330, 202611231335, 202611291020) NOTIFY on commit; each serving process LISTENs on a connection
 // of its own and drops the named cache. The caches are used only while that path is proven to work end to end:
 // every second the process NOTIFYs a private channel through its ordinary pool and must hear it back. PostgreSQL
 // delivers notifications in commit order, so hearing a ping sent at time t means every change committed before t
@@ -13,8 +13,8 @@ import pg from 'pg';
 import type { Db } from './knex.ts';
 
 export const CHANGE_CHANNEL = 'idms_cache';
-export type CachedTable = 'clients' | 'resource_servers' | 'partners' | 'revoked_access_tokens';
-const TABLES: readonly CachedTable[] = ['clients', 'resource_servers', 'partners', 'revoked_access_tokens'];
+export type CachedTable = 'clients' | 'resource_servers' | 'partners' | 'revoked_access_tokens' | 'val_servers';
+const TABLES: readonly CachedTable[] = ['clients', 'resource_servers', 'partners', 'revoked_access_tokens', 'val_servers'];
 
 const PING_MS = 1000;
 /** Without a ping heard back for this long, the caches are not used. */

@@ -4,7 +4,19 @@ import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { PostgresAdapter } from './adapter.ts';
 
-export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[]; grant_id?: string };
+export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[]; grant_id?: string; gty?: string };
+
+/**
+ * The `gty` claim extraTokenClaims puts in client_credentials access tokens (src/oidc/provider.ts): how the token was
+ * issued, which is what makes it a client's own token. `sub` alone cannot tell (RFC 9068 §2.2 sets sub = client_id
+ * there, and a VAL user ID may equal a client ID).
+ */
+export const CLIENT_CREDENTIALS_GTY = 'client_credentials';
+
+/** True for a token a client got for itself (client_credentials), false for a VAL user's token, whatever sub says. */
+export function isClientToken(claims: { gty?: unknown }): boolean {
+  return claims.gty === CLIENT_CREDENTIALS_GTY;
+}
 
 // Far above any token we issue, and the size of Node's default header limit: bounds the parsing work per request.
 export const MAX_TOKEN_LENGTH = 16 * 1024;

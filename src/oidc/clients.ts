@@ -6,8 +6,8 @@ import { tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { findStoredClient, PostgresAdapter } from './adapter.ts';
 import { HASHED_SECRET_PREFIX, type AtRestKeys } from './at-rest.ts';
-import { OIDC_SCOPES } from './provider.ts';
-import { VAL_SERVICE_SCOPE } from './resources.ts';
+import { OIDC_SCOPES, STATIC_SCOPES } from './provider.ts';
+import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, VAL_SERVICE_SCOPE } from './resources.ts';
 
 export type ClientSpec = {
   clientId: string;
@@ -16,8 +16,27 @@ export type ClientSpec = {
   redirectUris: string[];
   grants: string[];
   scope?: string;
+  /** Resource servers (RFC 8707 identifiers) this client operates: it may introspect tokens issued for them. */
+  resourceServers?: string[];
   name?: string;
 };
+
+
+/**
+ * A client's registered scope (`--scope`, space-separated) as metadata: the static scopes in `scope`, a resource
+ * server's own scopes in `resource_scope` (docs/oidc.md "Clients"). Tokens get only scopes found here.
+ */
+export function scopeMetadata(scope: string): { scope: string; [CLIENT_RESOURCE_SCOPE]?: string } {
+  const values = [...new Set(scope.split(/\s+/).filter(Boolean))];
+  const resourceScopes = values.filter((s) => !STATIC_SCOPES.includes(s));
+  return { scope: values.filter((s) => STATIC_SCOPES.includes(s)).join(' '), ...(resourceScopes.length ? { [CLIENT_RESOURCE_SCOPE]: resourceScopes.join(' ') } : {}) };
+}
+
+/** The client's whole registered scope, as `client add|update --scope` takes it. */
+export function registeredScope(metadata: ClientMetadata): string {
+  const extra = metadata[CLIENT_RESOURCE_SCOPE];
+  return [metadata.scope ?? '', typeof extra === 'string' ? extra : ''].filter(Boolean).join(' ');
+}
 
 export class ClientExistsError extends Error {}
 export class InvalidClientError extends Error {}
@@ -39,7 +58,8 @@ export function clientMetadata(spec: ClientSpec): ClientMetadata {
     redirect_uris: spec.redirectUris,
     grant_types: grants,
     response_types: usesCode ? ['code'] : [],
-    scope: spec.scope ?? defaultScope,
+    ...scopeMetadata(spec.scope ?? defaultScope),
+    ...(spec.resourceServers?.length ? { [CLIENT_RESOURCE_SERVERS]: spec.resourceServers } : {}),
   };
 }
 
@@ -54,6 +74,32 @@ export async function registerClient(db: Db, provider: Provider, metadata: Clien
   const adapter = new PostgresAdapter(db, 'Client', keys);
   if (await adapter.find(metadata.client_id)) throw new ClientExistsError(`client ${metadata.client_id} already exists`);
   await adapter.upsert(metadata.client_id, metadata as never);
+}
+
+export type ClientChange = { scope?: string; resourceServers?: string[] };
+
+/** Changes a client's registered scope and/or the resource servers it operates; false when there is no such client. */
+export async function updateClient(db: Db, provider: Provider, clientId: string, change: ClientChange, keys: AtRestKeys): Promise<boolean> {
+  const adapter = new PostgresAdapter(db, 'Client', keys);
+  const current = (await adapter.find(clientId)) as ClientMetadata | undefined;
+  if (!current) return false;
+  const metadata: ClientMetadata = { ...current };
+  if (change.scope !== undefined) {
+    delete metadata[CLIENT_RESOURCE_SCOPE];
+    Object.assign(metadata, scopeMetadata(change.scope));
+  }
+  if (change.resourceServers !== undefined) {
+    delete metadata[CLIENT_RESOURCE_SERVERS];
+    if (change.resourceServers.length) metadata[CLIENT_RESOURCE_SERVERS] = change.resourceServers;
+  }
+  try {
+    await provider.Client.validate(metadata);
+  } catch (err) {
+    const e = err as { error_description?: string; message: string };
+    throw new InvalidClientError(e.error_description ?? e.message);
+  }
+  await adapter.upsert(clientId, metadata as never);
+  return true;
 }
 
 /** The client's registered metadata; its secret as stored (hashed or sealed, see src/oidc/at-rest.ts). */

@@ -1,9 +1,28 @@
 // Introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens, which oidc-provider refuses for
 // structured tokens: after its own client authentication, we answer for tokens we signed.
-import type { ProviderExtension } from './provider.ts';
-import { accessTokenVerifier, isAccessTokenRevoked, isGrantLive, revokeAccessToken } from './access-tokens.ts';
+import type { Client } from 'oidc-provider';
+import type { Config } from '../config/env.ts';
+import { valServerStanding } from '../provisioning/standing.ts';
+import { callerMayIntrospect, type ProviderExtension } from './provider.ts';
+import { accessTokenVerifier, isAccessTokenRevoked, isClientToken, isGrantLive, revokeAccessToken, type AccessTokenClaims } from './access-tokens.ts';
 import { standingAllowsTokens } from '../federation/visitors.ts';
 import { userStanding } from './account.ts';
+import { servedResources } from './resources.ts';
+
+/**
+ * RFC 7662 §4: which JWT access tokens a client may learn about. Its own tokens; a public client nothing else. A
+ * confidential client also those whose audience is a resource it is registered for: its client ID, the resource
+ * servers it operates (client metadata resource_servers), and, for VAL users' tokens only, the shared VAL resource
+ * (IDMS_DEFAULT_RESOURCE) every VAL server accepts. Another client's own (client_credentials) token is never meant
+ * for the shared resource, so a VAL server cannot read another VAL server's provisioning or SEAL server tokens.
+ */
+export function tokenMeantFor(config: Config, client: Client, claims: AccessTokenClaims): boolean {
+  if (claims.client_id === client.clientId) return true;
+  if (client.clientAuthMethod === 'none') return false;
+  const audiences = new Set(Array.isArray(claims.aud) ? claims.aud : claims.aud === undefined ? [] : [claims.aud]);
+  if (audiences.has(client.clientId) || servedResources(client).some((r) => audiences.has(r))) return true;
+  return audiences.has(config.defaultResource) && !isClientToken(claims);
+}
 
 export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, signingKeys }) => {
   const verify = accessTokenVerifier(config.issuer, signingKeys);
@@ -20,13 +39,18 @@ export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, d
     if (route === 'introspection') {
       ctx.status = 200;
       ctx.body = { active: false };
-      if (!claims) return;
-      // Same policy as for opaque tokens: public clients only see their own tokens.
-      if (client.clientAuthMethod === 'none' && claims.client_id !== client.clientId) return;
+      if (!claims || !tokenMeantFor(config, client, claims)) return;
+      // A disabled or expired VAL server learns nothing (RFC 7662 §2.2: active false for a caller not allowed to
+      // introspect the token); a removed one already failed client authentication (invalid_client).
+      if (!(await callerMayIntrospect(db, client.clientId))) return;
       if (await isAccessTokenRevoked(db, claims.jti)) return;
+      // The client the token was issued to must still exist and, if a VAL server, be in force (all cached).
+      if (!(await provider.Client.find(claims.client_id))) return;
+      const issuedTo = await valServerStanding(db, claims.client_id);
+      if (issuedTo === 'disabled' || issuedTo === 'expired') return;
       const grantId = typeof claims.grant_id === 'string' ? claims.grant_id : undefined;
-      const userToken = claims.sub !== claims.client_id;
-      if (userToken) {
+      // How the token was issued decides whose it is, never sub === client_id (a VAL user ID may equal a client ID).
+      if (!isClientToken(claims)) {
         // The grant and the VAL user in one round trip. A partner domain's VAL user (JWT-bearer grant) has no
         // local record, only a service mapping.
         const standing = await userStanding(db, claims.sub, grantId);

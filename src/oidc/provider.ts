@@ -9,7 +9,9 @@ import { escapeHtml, renderPage } from '../interactions/views.ts';
 import { createFindAccount, servicesForRequest } from './account.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
-import { PROVISIONING_SCOPE, resourceServerInfo, VAL_SERVICE_SCOPE } from './resources.ts';
+import { valServerStanding } from '../provisioning/standing.ts';
+import { CLIENT_CREDENTIALS_GTY } from './access-tokens.ts';
+import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, PROVISIONING_SCOPE, resourceServerInfoForClient, validateClientResourceMetadata, VAL_SERVICE_SCOPE } from './resources.ts';
 
 export type ProviderDeps = {
   config: Config;
@@ -22,6 +24,8 @@ export type ProviderDeps = {
 export type ProviderExtension = (provider: Provider, deps: ProviderDeps) => void;
 
 export const OIDC_SCOPES = ['openid', 'offline_access', VAL_SERVICE_SCOPE] as const;
+/** The scopes oidc-provider knows statically; a client's `scope` metadata may hold only these (docs/oidc.md "Clients"). */
+export const STATIC_SCOPES: readonly string[] = [...OIDC_SCOPES, PROVISIONING_SCOPE];
 
 export function createProvider(deps: ProviderDeps, extensions: ProviderExtension[] = []): Provider {
   const { config, db, secrets } = deps;
@@ -34,7 +38,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     jwks: { keys: deps.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
     cookies: { keys: secrets.cookieKeys, long: cookieOptions, short: cookieOptions },
 
-    scopes: [...OIDC_SCOPES, PROVISIONING_SCOPE],
+    scopes: [...STATIC_SCOPES],
     claims: {
       // amr (RFC 8176): the methods used at login (pwd today; otp when a second factor plugs in).
       openid: ['sub', 'amr'],
@@ -42,6 +46,13 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     },
     // DESIGN: the VAL claims go into the ID token too (TS 33.180 annex B.2 puts them in ID and access tokens).
     conformIdTokenClaims: false,
+
+    // Project extensions of client metadata (docs/oidc.md "Clients"): resource-server scopes the client may be
+    // granted, and the resource servers it operates (whose tokens it may introspect).
+    extraClientMetadata: {
+      properties: [CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS],
+      validator: (_ctx, key, value) => validateClientResourceMetadata(key, value),
+    },
 
     responseTypes: ['code'],
     clientDefaults: {
@@ -75,8 +86,10 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // Public clients (VAL UEs) may only introspect their own tokens; VAL servers may introspect users' tokens.
-        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+        // Opaque tokens (refresh tokens, access tokens for our own userinfo endpoint) are meant for no resource
+        // server: only the client they were issued to may introspect them (RFC 7662 §4), and a VAL server only while
+        // its SLA is in force. JWT access tokens follow the audience rule of src/oidc/jwt-introspection.ts.
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId && (await callerMayIntrospect(db, client.clientId)),
       },
       revocation: {
         enabled: true,
@@ -108,7 +121,19 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       resourceIndicators: {
         enabled: true,
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? config.defaultResource,
-        getResourceServerInfo: (_ctx, indicator) => resourceServerInfo(config, db, indicator),
+        // Client-aware (oidc-provider passes the client): the resource server's scopes narrowed to the client's
+        // registered scope, invalid_scope for a requested scope the client is not registered for, and no tokens at
+        // all for a VAL server whose SLA is disabled or expired. Every authorization, code, refresh and
+        // client_credentials request passes here (defaultResource always names a resource).
+        getResourceServerInfo: async (ctx, indicator, client) => {
+          const standing = await valServerStanding(db, client.clientId);
+          if (standing === 'disabled' || standing === 'expired') {
+            // RFC 6749 §5.2: the client authenticated but is not authorized (its service agreement is not in force).
+            throw new errors.UnauthorizedClient(`the service agreement of this VAL server is ${standing === 'disabled' ? 'disabled' : 'expired'}`);
+          }
+          const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope.split(' ').filter(Boolean) : [];
+          return resourceServerInfoForClient(config, db, indicator, client, requested);
+        },
         // Access tokens are RFC 9068 JWTs for the granted resource, unless the client explicitly asks a
         // refresh for the `openid` scope, which is how it gets a token for the userinfo endpoint.
         useGrantedResource: async (ctx) => !(ctx.oidc.route === 'token' && ctx.oidc.params?.scope && String(ctx.oidc.params.scope).split(' ').includes('openid')),
@@ -117,6 +142,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     // Access tokens carry the user's VAL service IDs (DESIGN, protocol profile).
     extraTokenClaims: async (ctx, token) => {
+      // How the token was issued, so no one needs to compare sub with client_id to tell a client's token (isClientToken).
+      if (token.kind === 'ClientCredentials') return { gty: CLIENT_CREDENTIALS_GTY };
       if (token.kind !== 'AccessToken' || !('accountId' in token) || !token.accountId) return undefined;
       // grant_id lets introspection refuse tokens of a revoked grant (code or refresh token replay, logout; RFC 9700 §4.5, §4.14).
       return { val_service_ids: await servicesForRequest(ctx, db, token.accountId), grant_id: token.grantId };
@@ -132,6 +159,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
       const claims = [...oidc.requestParamClaims];
       if (claims.length) grant.addOIDCClaims(claims);
+      // server.scopes is already narrowed to the client's registered scope (features.resourceIndicators.getResourceServerInfo).
       for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
         const scopes = [...oidc.requestParamScopes].filter((s) => server.scopes.has(s));
         if (scopes.length) grant.addResourceScope(indicator, scopes.join(' '));
@@ -156,4 +184,10 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   provider.proxy = config.trustProxy;
   for (const extend of extensions) extend(provider, deps);
   return provider;
+}
+
+/** A VAL server introspects only while its SLA is in force; other confidential clients are not VAL servers. */
+export async function callerMayIntrospect(db: Db, clientId: string): Promise<boolean> {
+  const standing = await valServerStanding(db, clientId);
+  return standing === 'none' || standing === 'active';
 }

@@ -2,11 +2,12 @@
 import type Koa from 'koa';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/knex.ts';
-import { isAccessTokenRevoked, type AccessTokenVerifier } from '../oidc/access-tokens.ts';
+import { isAccessTokenRevoked, isClientToken, type AccessTokenVerifier } from '../oidc/access-tokens.ts';
+import { findClient } from '../oidc/clients.ts';
 import { PROVISIONING_SCOPE, provisioningResource } from '../oidc/resources.ts';
 import { forbidden, unauthorized } from './problem.ts';
-import type { Caller } from './service.ts';
-import { findValServerByClientId } from './store.ts';
+import { checkSla, type Caller } from './service.ts';
+import { findValServerByClientIdCached } from './store.ts';
 
 export type AuthDeps = { config: Config; db: Db; verifyAccessToken: AccessTokenVerifier };
 
@@ -36,12 +37,18 @@ export function bearerAuth(deps: AuthDeps): Koa.Middleware {
         headers: { 'WWW-Authenticate': challenge(', error="insufficient_scope"') },
       });
     }
-    // A VAL server calls with its own client_credentials token (sub = client_id), never with a user's token.
-    if (claims.sub !== claims.client_id) throw forbidden('NOT_A_VAL_SERVER', 'the access token was issued to a user, not to a VAL server');
-    const valServer = await findValServerByClientId(deps.db, claims.client_id);
-    if (!valServer) throw forbidden('NOT_A_VAL_SERVER', `client ${claims.client_id} is not a registered VAL server`);
-    ctx.state.actor = valServer.requester_identity;
-    const caller: Caller = { clientId: valServer.client_id, requesterIdentity: valServer.requester_identity };
+    // A VAL server calls with its own client_credentials token, never with a user's token. How the token was issued
+    // decides (isClientToken), not sub === client_id: a VAL user ID may equal a client ID.
+    if (!isClientToken(claims)) throw forbidden('NOT_A_VAL_SERVER', 'the access token was issued to a user, not to a VAL server');
+    // Its tokens stop the moment its client is removed (`client remove`): the token no longer names a client (cached).
+    if (!(await findClient(deps.db, claims.client_id))) {
+      throw unauthorized('TOKEN_INVALID', 'the client the access token was issued to no longer exists', challenge(', error="invalid_token"'));
+    }
+    const valServer = await findValServerByClientIdCached(deps.db, claims.client_id);
+    const caller: Caller = { clientId: claims.client_id, requesterIdentity: valServer?.requester_identity ?? claims.client_id };
+    // ... and when it is disabled or its SLA expires, for reads as for writes (writes check the SLA again, locked).
+    checkSla(valServer, caller, [], new Date());
+    ctx.state.actor = caller.requesterIdentity;
     ctx.state.caller = caller;
     await next();
   };

@@ -1,6 +1,7 @@
 // Storage of the VAL service ↔ VAL user mapping (val_service_users) and of VAL servers with their SLA
 // (val_servers): set-based statements, one per batch, never one per user.
 import type { Knex } from 'knex';
+import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 
 /** The query behind servicesOfUser, exposed so the benchmark can EXPLAIN exactly what token issuance runs. */
@@ -116,6 +117,11 @@ export async function findValServerByClientId(db: Db, clientId: string, lock?: '
   return (await q) as ValServerRow | undefined;
 }
 
+/** findValServerByClientId for the token and introspection paths: cached per process, dropped on any change (src/db/change-feed.ts). */
+export async function findValServerByClientIdCached(db: Db, clientId: string): Promise<ValServerRow | undefined> {
+  return cached(db, 'val_servers', clientId, () => findValServerByClientId(db, clientId));
+}
+
 export async function findValServer(db: Db, requesterIdentity: string): Promise<ValServerRow | undefined> {
   return (await db('val_servers').where({ requester_identity: requesterIdentity }).first()) as ValServerRow | undefined;
 }
@@ -133,6 +139,7 @@ export async function insertValServer(db: Db, spec: ValServerSpec): Promise<void
     .onConflict()
     .ignore()
     .returning('requester_identity');
+  tableChanged('val_servers');
   if (rows.length === 0) throw new ValServerExistsError(`a VAL server with requester identity ${spec.requesterIdentity} or client ID ${spec.clientId} already exists`);
 }
 
@@ -152,7 +159,9 @@ export async function updateValServer(db: Db, requesterIdentity: string, change:
   if (change.maxUsersPerService !== undefined) row.max_users_per_service = change.maxUsersPerService;
   if (change.endpoint !== undefined) row.endpoint = change.endpoint;
   if (change.status !== undefined) row.status = change.status;
-  return (await db('val_servers').where({ requester_identity: requesterIdentity }).update(row)) > 0;
+  const updated = (await db('val_servers').where({ requester_identity: requesterIdentity }).update(row)) > 0;
+  tableChanged('val_servers');
+  return updated;
 }
 
 export async function listValServers(db: Db): Promise<ValServerRow[]> {
