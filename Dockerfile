@@ -2,10 +2,13 @@
 # Build: docker build -t seal-idms .   Run: see docs/deploy.md (docs/compose.yaml: server + PostgreSQL 18).
 
 # Stage 1: install everything (the build needs dev tools), then `npm run build` assembles dist/image — sources,
-# migrations, views and the production node_modules — and smoke-checks that every module loads from it.
+# migrations, views and the production node_modules — and smoke-checks that every module loads from it (it also
+# compiles the publishable packages, which the image does not use).
 FROM node:24-slim AS build
 WORKDIR /build
+# The workspace manifests too (packages/verify: the @seal-idms/verify kit), so npm ci installs what the lockfile says.
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json packages/verify/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build

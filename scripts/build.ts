@@ -18,6 +18,8 @@ const IMAGE = path.join(DIST, 'image');
 const KIT = path.join(ROOT, 'packages', 'verify');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const packageOnly = process.argv.includes('--package');
+// Progress goes to stderr: npm passes a prepack script's stdout into the output of `npm pack --json`.
+const log = (line: string) => console.error(line);
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -26,7 +28,7 @@ async function main(): Promise<void> {
     await buildKit();
     await buildImage();
   }
-  console.log(`build: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`build: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 async function buildServer(): Promise<void> {
@@ -39,15 +41,19 @@ async function buildServer(): Promise<void> {
     const rel = path.relative(ROOT, path.join(a.parentPath, a.name));
     await fs.cp(path.join(ROOT, rel), path.join(DIST, rel));
   }
-  const help = execFileSync(process.execPath, [path.join(DIST, 'bin', 'seal-idms.js'), 'help'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  const help = execFileSync(process.execPath, [path.join(DIST, 'bin', 'seal-idms.js'), 'help'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   if (!help.includes('seal-idms')) throw new Error('`seal-idms help` from dist/ printed no usage');
-  console.log(`server package: dist/ (${du(DIST)}, ${assets.length} runtime file(s) from src/ besides the modules)`);
+  log(`server package: dist/ (${du(DIST)}, ${assets.length} runtime file(s) from src/ besides the modules)`);
 }
 
 async function buildKit(): Promise<void> {
   await fs.rm(path.join(KIT, 'dist'), { recursive: true, force: true });
   tsc(path.join(KIT, 'tsconfig.json'));
-  console.log(`@seal-idms/verify: packages/verify/dist/ (${du(path.join(KIT, 'dist'))})`);
+  log(`@seal-idms/verify: packages/verify/dist/ (${du(path.join(KIT, 'dist'))})`);
 }
 
 // Fails the build on a type error: a package is never published with declarations that do not match its code.
@@ -83,7 +89,7 @@ async function buildImage(): Promise<void> {
   }
 
   await smokeCheck();
-  console.log(`image bundle: dist/image (${du(IMAGE)}, ${copied.length} production packages)`);
+  log(`image bundle: dist/image (${du(IMAGE)}, ${copied.length} production packages)`);
 }
 
 // Loads every dependency, source module and migration, then runs `help` (which imports every command), all
@@ -108,7 +114,7 @@ process.exit(0);
   const env = { ...process.env, IDMS_BUNDLE_ROOT: pathToFileURL(IMAGE).href + '/', NODE_OPTIONS: '' };
   const guard = ['--import', pathToFileURL(path.join(ROOT, 'scripts', 'bundle-guard.ts')).href];
   try {
-    execFileSync(process.execPath, [...guard, script], { cwd: IMAGE, env, stdio: 'inherit' });
+    execFileSync(process.execPath, [...guard, script], { cwd: IMAGE, env, stdio: ['ignore', process.stderr, process.stderr] });
     const help = execFileSync(process.execPath, [...guard, path.join(IMAGE, 'src', 'main.ts'), 'help'], { cwd: IMAGE, env, encoding: 'utf8' });
     if (!help.includes('seal-idms')) throw new Error('`seal-idms help` from the bundle printed no usage');
   } finally {

@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import {
+  ACCESS_TOKEN_TYPE,
   exchangeForPartner,
   JWT_BEARER,
   JWT_TOKEN_TYPE,
@@ -141,6 +142,38 @@ describe('keys provisioned out of band', () => {
     const exchanged = await exchangeForPartner(ueA, atA.access_token, b.issuer);
     const atB = await bearerAt(ueB, exchanged.access_token);
     expect((await jwtVerify(atB.access_token, jwksOf(b))).payload.val_service_ids).toEqual(['b-data', 'b-ptt']);
+  });
+});
+
+describe('the home side names the partner by its token endpoint (TS 33.180 annex B.7.2 resource)', () => {
+  test('A accepts B\'s registered token endpoint as resource or audience; the security token is for B\'s issuer and the client, and B accepts it', async () => {
+    const bTokenEndpoint = ueB.serverMetadata().token_endpoint!;
+    const atA = await login(ueA, 'alice', 'alice-password-1');
+    const byEndpoint = (name: 'resource' | 'audience') =>
+      oidc.genericGrantRequest(ueA, TOKEN_EXCHANGE, { subject_token: atA.access_token, subject_token_type: ACCESS_TOKEN_TYPE, [name]: bTokenEndpoint });
+    // Not registered yet: the URL names no partner.
+    await expect(byEndpoint('resource')).rejects.toMatchObject({ error: 'invalid_target' });
+
+    await cliOk(a.env, ['partner', 'update', b.issuer, '--token-endpoint', bTokenEndpoint]);
+    for (const name of ['resource', 'audience'] as const) {
+      const exchanged = await byEndpoint(name);
+      // TS 33.180 table B.8-1: aud is the target IdMS and the client; we always name the target by its issuer.
+      const { payload } = await jwtVerify(exchanged.access_token, jwksOf(a), { issuer: a.issuer, audience: b.issuer, typ: 'seal-security+jwt' });
+      expect(payload.aud).toEqual([b.issuer, 'val-ue']);
+      expect(await lastAudit(dbA.db, 'federation.security_token.issue')).toMatchObject({ result: 'success', details: { partner: b.issuer } });
+      const atB = await bearerAt(ueB, exchanged.access_token);
+      expect((await jwtVerify(atB.access_token, jwksOf(b), { issuer: b.issuer })).payload).toMatchObject({ sub: 'alice', val_service_ids: ['b-data', 'b-ptt'] });
+    }
+  });
+
+  test('at the home side, a subject_token_type other than an access token is invalid_request naming the accepted one', async () => {
+    const atA = await login(ueA, 'alice', 'alice-password-1');
+    for (const type of [JWT_TOKEN_TYPE, 'urn:ietf:params:oauth:token-type:id_token']) {
+      await expect(oidc.genericGrantRequest(ueA, TOKEN_EXCHANGE, { subject_token: atA.id_token!, subject_token_type: type, audience: b.issuer })).rejects.toMatchObject({
+        error: 'invalid_request',
+        error_description: expect.stringContaining(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`),
+      });
+    }
   });
 });
 

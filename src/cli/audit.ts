@@ -9,7 +9,7 @@ export async function auditCommand(args: string[], io: CliIo): Promise<void> {
   const { values } = parseArgs({ args: rest, options: { limit: { type: 'string' }, action: { type: 'string' }, json: { type: 'boolean' } } });
   const limit = Number(values.limit ?? 50);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw new CliError('--limit must be 1 to 10000');
-  await withDatabase(io, async ({ database: { db }, out }) => {
+  await withDatabase(io, async ({ database: { readDb: db }, out }) => {
     for (const e of await listAudit(db, { limit, action: values.action })) {
       out(values.json ? JSON.stringify(e) : [e.at.toISOString(), e.actor, e.action, e.subject ?? '-', e.result, JSON.stringify(e.details)].join('\t'));
     }

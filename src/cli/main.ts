@@ -42,7 +42,8 @@ const HELP = `seal-idms — SEAL Identity Management Server
   val-server list | disable|enable <id> | update <id> [--services a,b] [--valid-until ISO|none] [--max-users N|none] [--endpoint URL|none]
   resource add <uri> [--scope S] [--alg ES256|RS256] [--ttl S]   ·   resource list | remove <uri>
   keys rotate | keys export
-  partner add <issuer> (--jwks FILE | --cert PEM)   ·   partner list | remove <issuer>
+  partner add|update <issuer> [--jwks FILE | --cert PEM] [--max-token-lifetime S] [--token-endpoint URL] [--alg A,B] [--clients a,b] [--services x,y] [--[no-]allow-local-users]
+  partner show | remove <issuer>   ·   partner list
   audit list [--limit N] [--action A] [--json]
 
 Configuration comes from IDMS_* environment variables (docs/configuration.md).`;

@@ -1,24 +1,88 @@
-// CLI: partner add | list | remove — the partner S-IdMS trusted in both directions, with keys provisioned out of band.
+// CLI: partner add | update | show | list | remove — the partner S-IdMS trusted in both directions, with keys
+// provisioned out of band (TS 33.180 clause 5.1.4.2) and the policy applied to its security tokens.
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { recordAudit } from '../audit/store.ts';
-import { addPartner, describePartnerKeys, InvalidPartnerError, listPartners, parseCertificate, parseJwks, parsePartnerIssuer, removePartner, type PartnerKeys } from '../federation/partners.ts';
+import {
+  addPartner,
+  describePartnerKeys,
+  describePartnerPolicy,
+  findPartner,
+  InvalidPartnerError,
+  listPartners,
+  parseCertificate,
+  parseJwks,
+  parsePartnerIssuer,
+  parsePolicyOptions,
+  removePartner,
+  updatePartner,
+  type PartnerKeys,
+} from '../federation/partners.ts';
 import { CliError, readAllStdin, withDatabase, type CliIo } from './context.ts';
 
-const USAGE = 'usage: partner add <issuer> (--jwks FILE | --cert PEM) · partner list · partner remove <issuer>   (FILE/PEM may be "-" for stdin)';
+const POLICY_USAGE = '[--max-token-lifetime S] [--token-endpoint URL] [--alg A,B] [--clients a,b] [--services x,y] [--[no-]allow-local-users]';
+const USAGE =
+  `usage: partner add <issuer> (--jwks FILE | --cert PEM) ${POLICY_USAGE} · partner update <issuer> [--jwks FILE | --cert PEM] ${POLICY_USAGE}` +
+  ' · partner show <issuer> · partner list · partner remove <issuer>   (FILE/PEM may be "-" for stdin; an empty option value restores its default)';
+
+const OPTIONS = {
+  jwks: { type: 'string' },
+  cert: { type: 'string' },
+  'max-token-lifetime': { type: 'string' },
+  'token-endpoint': { type: 'string' },
+  alg: { type: 'string', multiple: true },
+  clients: { type: 'string' },
+  services: { type: 'string' },
+  'allow-local-users': { type: 'boolean' },
+} as const;
 
 export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub === 'add') {
-    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { jwks: { type: 'string' }, cert: { type: 'string' } } });
-    if (positionals.length !== 1 || (values.jwks === undefined) === (values.cert === undefined)) throw new CliError(USAGE);
-    const input = await readInput(io, (values.jwks ?? values.cert)!, values.jwks !== undefined ? 'JWKS' : 'certificate');
+  if (sub === 'add' || sub === 'update') {
+    const { values, positionals } = parseOrUsage(rest);
+    if (positionals.length !== 1 || (values.jwks !== undefined && values.cert !== undefined)) throw new CliError(USAGE);
+    if (sub === 'add' && values.jwks === undefined && values.cert === undefined) throw new CliError(USAGE);
+    const keyInput = values.jwks ?? values.cert;
+    const input = keyInput === undefined ? undefined : await readInput(io, keyInput, values.jwks !== undefined ? 'JWKS' : 'certificate');
     await withDatabase(io, async ({ config, database: { db }, out }) => {
       const issuer = invalidAsCli(() => parsePartnerIssuer(positionals[0], config.issuer));
-      const keys: PartnerKeys = invalidAsCli(() => (values.jwks !== undefined ? { jwks: parseJwks(input) } : { certificate: parseCertificate(input) }));
-      const outcome = await addPartner(db, issuer, keys);
-      await recordAudit(db, { actor: 'cli', action: 'partner.add', subject: issuer, result: 'success', details: { form: keys.jwks ? 'jwks' : 'certificate', outcome } });
-      out(`${outcome} partner ${issuer} (${describePartnerKeys({ issuer, jwks: keys.jwks ?? null, certificate: keys.certificate ?? null, policy: {}, createdAt: new Date() })})`);
+      const keys: PartnerKeys | undefined = input === undefined ? undefined : invalidAsCli(() => (values.jwks !== undefined ? { jwks: parseJwks(input) } : { certificate: parseCertificate(input) }));
+      const change = invalidAsCli(() =>
+        parsePolicyOptions(
+          {
+            maxTokenLifetime: values['max-token-lifetime'],
+            tokenEndpoint: values['token-endpoint'],
+            alg: values.alg,
+            clients: values.clients,
+            services: values.services,
+            allowLocalUsers: values['allow-local-users'],
+          },
+          config.issuer,
+        ),
+      );
+      const details = { ...(keys ? { form: keys.jwks ? 'jwks' : 'certificate' } : {}), policy: change };
+      if (sub === 'add') {
+        const outcome = await invalidAsCliAsync(() => addPartner(db, issuer, keys!, change));
+        await recordAudit(db, { actor: 'cli', action: 'partner.add', subject: issuer, result: 'success', details: { ...details, outcome } });
+        out(`${outcome} partner ${issuer} (${describePartnerKeys({ jwks: keys!.jwks ?? null, certificate: keys!.certificate ?? null })})`);
+        return;
+      }
+      const partner = await invalidAsCliAsync(() => updatePartner(db, issuer, keys, change));
+      if (!partner) throw new CliError(`no partner ${issuer} (partner add creates one)`);
+      await recordAudit(db, { actor: 'cli', action: 'partner.update', subject: issuer, result: 'success', details });
+      out(`updated partner ${issuer} (${describePartnerKeys(partner)})`);
+    });
+    return;
+  }
+  if (sub === 'show') {
+    if (rest.length !== 1) throw new CliError(USAGE);
+    await withDatabase(io, async ({ database: { db }, out }) => {
+      const partner = await findPartner(db, rest[0]!);
+      if (!partner) throw new CliError(`no partner ${rest[0]}`);
+      out(`issuer: ${partner.issuer}`);
+      out(`keys: ${describePartnerKeys(partner)}`);
+      for (const line of describePartnerPolicy(partner.policy)) out(line);
+      out(`added: ${partner.createdAt.toISOString()}`);
     });
     return;
   }
@@ -41,6 +105,14 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
   throw new CliError(USAGE);
 }
 
+function parseOrUsage(args: string[]) {
+  try {
+    return parseArgs({ args, allowPositionals: true, allowNegative: true, options: OPTIONS });
+  } catch (err) {
+    throw new CliError(`${(err as Error).message.split('\n')[0]}; ${USAGE}`);
+  }
+}
+
 /** "-" is stdin (e.g. piped from the partner's `keys export`); inline PEM text is accepted for --cert; else a file path. */
 async function readInput(io: CliIo, where: string, what: string): Promise<string> {
   if (where === '-') return readAllStdin(io.stdin);
@@ -55,6 +127,15 @@ async function readInput(io: CliIo, where: string, what: string): Promise<string
 function invalidAsCli<T>(fn: () => T): T {
   try {
     return fn();
+  } catch (err) {
+    if (err instanceof InvalidPartnerError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+async function invalidAsCliAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
   } catch (err) {
     if (err instanceof InvalidPartnerError) throw new CliError(err.message);
     throw err;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { z } from 'zod';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../observability/logger.ts';
+import { DatabaseUrlError, parseDatabaseUrl, type DatabaseRole } from '../db/hosts.ts';
 
 const seconds = (name: string, fallback: number) =>
   z
@@ -15,6 +16,24 @@ const seconds = (name: string, fallback: number) =>
         return z.NEVER;
       }
       return Number(v);
+    });
+
+// libpq URL, one host or several (postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write), checked here so a
+// typo stops start-up with one line instead of failing at the first connection.
+const databaseUrl = (role: DatabaseRole) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return undefined;
+      try {
+        parseDatabaseUrl(v, role);
+      } catch (err) {
+        if (!(err instanceof DatabaseUrlError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+      return v;
     });
 
 const flag = z
@@ -69,11 +88,9 @@ const schema = z.object({
       }
       return Number(v);
     }),
-  IDMS_DATABASE_URL: z
-    .string()
-    .optional()
-    .transform((v) => v || undefined)
-    .pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
+  IDMS_DATABASE_URL: databaseUrl('primary'),
+  // Optional read replicas (docs/ha.md): one or more hosts, libpq target_session_attrs honoured.
+  IDMS_DATABASE_READ_URL: databaseUrl('read'),
   IDMS_DATA_DIR: z.string().optional().transform((v) => path.resolve(v || './data')),
   IDMS_SECRET: z
     .string()
@@ -122,6 +139,8 @@ export type Config = Readonly<{
   host: string;
   port: number;
   databaseUrl: string | undefined;
+  /** Read replicas for reads that may lag (IDMS_DATABASE_READ_URL); undefined: those reads go to the primary. */
+  databaseReadUrl: string | undefined;
   dataDir: string;
   secret: string | undefined;
   tls: Readonly<{ cert: string; key: string }> | undefined;
@@ -178,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.IDMS_HOST,
     port: e.IDMS_PORT,
     databaseUrl: e.IDMS_DATABASE_URL,
+    databaseReadUrl: e.IDMS_DATABASE_READ_URL,
     dataDir: e.IDMS_DATA_DIR,
     secret: e.IDMS_SECRET,
     tls: e.IDMS_TLS_CERT && e.IDMS_TLS_KEY ? Object.freeze({ cert: e.IDMS_TLS_CERT, key: e.IDMS_TLS_KEY }) : undefined,

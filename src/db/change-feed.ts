@@ -8,9 +8,13 @@
 // has been heard. Otherwise (listener lost, pool or database slow, not yet connected, or a pooler in front that
 // does not carry LISTEN) every lookup goes to the database, as it would without a cache. A change made by this
 // process (the CLI in-process, tests) also drops the caches at once, without waiting for its notification.
+//
+// The listener connects through the pool's host connector (src/db/failover.ts), so after a failover it LISTENs on the
+// new primary; notifications sent while it was away are lost, so every (re)connection starts from empty caches.
 import crypto from 'node:crypto';
 import pg from 'pg';
-import type { Db } from './knex.ts';
+import { connectorOf, type Db } from './knex.ts';
+import type { HostConnector } from './failover.ts';
 
 export const CHANGE_CHANNEL = 'idms_cache';
 export type CachedTable = 'clients' | 'resource_servers' | 'partners' | 'revoked_access_tokens' | 'val_servers';
@@ -45,7 +49,8 @@ export type ChangeFeed = {
 class Feed implements ChangeFeed {
   readonly caches = new Map<CachedTable, TableCache>(TABLES.map((t) => [t, new TableCache()]));
   readonly #db: Db;
-  readonly #settings: pg.ClientConfig;
+  readonly #connector: HostConnector;
+  readonly #unwatch: () => void;
   readonly #log: (line: string) => void;
   #client: pg.Client | undefined;
   #lastPing = 0;
@@ -58,10 +63,14 @@ class Feed implements ChangeFeed {
   #retryMs = 500;
   users = 1;
 
-  constructor(db: Db, settings: pg.ClientConfig, log: (line: string) => void) {
+  constructor(db: Db, connector: HostConnector, log: (line: string) => void) {
     this.#db = db;
-    this.#settings = settings;
+    this.#connector = connector;
     this.#log = log;
+    // The pool lost the listener's server (primary killed, demoted): the listener is on it too, or soon will be.
+    this.#unwatch = connector.onFailure((host) => {
+      if (this.#client && connector.hostOf(this.#client) === host) this.#lost(this.#client, 'database server lost');
+    });
   }
 
   get live(): boolean {
@@ -83,7 +92,7 @@ class Feed implements ChangeFeed {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client({ ...this.#settings, keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 5000, query_timeout: STALE_MS });
+    const client = await this.#connector.connect({ keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 5000, query_timeout: STALE_MS });
     client.on('notification', (n) => {
       if (n.channel === this.#pingChannel) {
         const sent = this.#pings.get(n.payload ?? '');
@@ -98,7 +107,6 @@ class Feed implements ChangeFeed {
     client.on('error', () => this.#lost(client, 'connection error'));
     client.on('end', () => this.#lost(client, 'connection closed'));
     try {
-      await client.connect();
       await client.query(`listen ${CHANGE_CHANNEL}`);
       await client.query(`listen ${this.#pingChannel}`);
     } catch (err) {
@@ -154,7 +162,8 @@ class Feed implements ChangeFeed {
   #reconnectLater(): void {
     this.#timer = setTimeout(() => {
       this.#connect().catch(() => {
-        this.#retryMs = Math.min(this.#retryMs * 2, 10_000);
+        // At most 2 s apart: after a failover the caches come back soon after the new primary does.
+        this.#retryMs = Math.min(this.#retryMs * 2, 2000);
         this.#reconnectLater();
       });
     }, this.#retryMs);
@@ -166,6 +175,7 @@ class Feed implements ChangeFeed {
     this.#closed = true;
     this.#connected = false;
     clearTimeout(this.#timer);
+    this.#unwatch();
     feeds.delete(this.#db);
     all.delete(this);
     const client = this.#client;
@@ -187,9 +197,8 @@ export async function startChangeFeed(db: Db, log: (line: string) => void = () =
     existing.users++;
     return existing;
   }
-  // The same settings as the pool's connections (knex keeps the password as a non-enumerable property).
-  const settings = (db.client as { connectionSettings: pg.ClientConfig }).connectionSettings;
-  const feed = new Feed(db, { ...settings, password: settings.password }, log);
+  // The same hosts as the pool's connections: on the primary, wherever it is now.
+  const feed = new Feed(db, connectorOf(db), log);
   feeds.set(db, feed);
   all.add(feed);
   await feed.start();

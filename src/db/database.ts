@@ -6,6 +6,11 @@ import { migrateLatest } from './migrate.ts';
 
 export type Database = {
   db: Db;
+  /**
+   * Reads that may lag (IDMS_DATABASE_READ_URL replicas; docs/ha.md says which reads use it). The primary's handle
+   * when no read URL is configured. Never for a read that must see this request's own writes.
+   */
+  readDb: Db;
   url: string;
   embedded: boolean;
   close(): Promise<void>;
@@ -22,20 +27,26 @@ export type OpenOptions = {
 export async function openDatabase(config: Config, options: OpenOptions): Promise<Database> {
   const embedded = config.databaseUrl ? undefined : await openEmbeddedDatabase(config.dataDir, options.log, { handlesSignals: options.handlesSignals });
   const url = config.databaseUrl ?? embedded!.url;
-  const db = createKnex(url, { max: options.poolMax ?? 10 });
+  const db = createKnex(url, { max: options.poolMax ?? 10 }, { log: options.log });
+  const readDb = config.databaseReadUrl ? createKnex(config.databaseReadUrl, { max: options.poolMax ?? 10 }, { role: 'read', log: options.log }) : db;
+  const destroy = async () => {
+    await db.destroy();
+    if (readDb !== db) await readDb.destroy();
+  };
   try {
     if (options.migrate !== false) await migrateLatest(db);
   } catch (err) {
-    await db.destroy();
+    await destroy();
     if (embedded?.startedHere) await embedded.release();
     throw err;
   }
   return {
     db,
+    readDb,
     url,
     embedded: embedded !== undefined,
     async close() {
-      await db.destroy();
+      await destroy();
       // Only the process that started the embedded cluster stops it; attached processes leave it running.
       if (embedded?.startedHere) await embedded.release();
     },

@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
-import type { Db } from './knex.ts';
+import { withUnboundedStatements, type Db } from './knex.ts';
 
 const dir = new URL('../../migrations/', import.meta.url);
 
@@ -19,8 +19,11 @@ const source: Knex.MigrationSource<string> = {
 };
 
 export async function migrateLatest(db: Db): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource: source, tableName: 'knex_migrations' })) as [number, string[]];
-  return applied;
+  // On a connection of its own without the request traffic's statement_timeout: a migration may rewrite a big table.
+  return withUnboundedStatements(db, async (unbounded) => {
+    const [, applied] = (await unbounded.migrate.latest({ migrationSource: source, tableName: 'knex_migrations' })) as [number, string[]];
+    return applied;
+  });
 }
 
 /** True when every migration in migrations/ has been applied (used by readiness checks). */

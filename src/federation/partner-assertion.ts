@@ -1,18 +1,33 @@
-// Partner side: verification of a security token presented by a VAL client (RFC 7523 §3, DESIGN protocol profile).
+// Partner side: verification of a security token presented by a VAL client (RFC 7523 §3; TS 33.180 annex B.8 and
+// B.11.3 as profiled for SEAL by TS 33.434): what the standard requires and no more, from any vendor's S-IdMS.
 import crypto from 'node:crypto';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Db } from '../db/knex.ts';
+import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 import { findPartner, PARTNER_ALGS, type Partner } from './partners.ts';
-import { rememberSecurityToken } from './replay.ts';
+import { rememberSecurityToken, securityTokenReplayKey } from './replay.ts';
 import { SECURITY_TOKEN_TYP } from './security-token.ts';
 
-/** Clock-skew leeway on exp, iat and nbf: at most 30 s (TS 33.180 annex B.8). */
+/** Clock-skew leeway on exp, iat and nbf: at most 30 s (TS 33.180 table B.8-1, `exp`). */
 export const CLOCK_SKEW_SECONDS = 30;
 
 // Far above any security token (under 1 KiB): bounds the decoding work an anonymous request can cause.
 export const MAX_ASSERTION_LENGTH = 16 * 1024;
 
-export type VerifiedAssertion = { issuer: string; valUserId: string; jti: string; exp: number };
+/** RFC 7515 §4.1.9 `typ` values accepted: ours, `JWT` (RFC 7519 §5.1, what other vendors send), or none at all. */
+const ACCEPTED_TYPS = new Set([SECURITY_TOKEN_TYP, 'jwt']);
+
+const MAX_CLAIM_LENGTH = 2048;
+
+export type VerifiedAssertion = {
+  partner: Partner;
+  /** The VAL user ID (`sub`, TS 33.180 table B.8-1) in its canonical form. */
+  valUserId: string;
+  jti: string | undefined;
+  exp: number;
+  /** Key in the replay store: the jti, or a hash of the token when it has none. */
+  replayKey: string;
+};
 
 /** Why a security token was refused: the reason goes to the audit trail, the client only sees invalid_grant. */
 export class AssertionRejected extends Error {
@@ -22,30 +37,36 @@ export class AssertionRejected extends Error {
   constructor(reason: string, token?: { iss?: unknown; jti?: unknown }) {
     super(reason);
     this.reason = reason;
-    this.issuer = typeof token?.iss === 'string' ? token.iss.slice(0, 300) : undefined;
-    this.jti = typeof token?.jti === 'string' ? token.jti.slice(0, 300) : undefined;
+    // Kept for the audit trail only when they can be stored (no NUL: jsonb cannot hold it either).
+    this.issuer = auditable(token?.iss);
+    this.jti = auditable(token?.jti);
   }
 }
 
+function auditable(value: unknown): string | undefined {
+  return typeof value === 'string' && !unsafeTextReason(value) ? value.slice(0, 300) : undefined;
+}
+
 export type AssertionContext = {
-  /** This server's issuer: must be in aud. */
+  /** This server's issuer: `aud` must contain it or the token endpoint URL. */
   issuer: string;
-  /** The authenticated client presenting the token: must be the other aud value. */
+  /** This server's token endpoint URL, the address a home IdMS may have put in `aud` (table B.8-1: the B.7.2 `resource`). */
+  tokenEndpoint: string;
+  /** The authenticated client presenting the token. */
   clientId: string;
-  /** IDMS_SECURITY_TOKEN_TTL of this server: the longest lifetime (exp − iat) accepted. */
-  maxLifetime: number;
   now?: Date;
 };
 
 /**
- * Verifies a partner's security token: header (alg allow-list, typ), issuer trusted here, signature against that
- * partner's provisioned keys, aud, time claims with bounded leeway and lifetime, then records its jti so it is
- * accepted once across all instances. Throws AssertionRejected with the reason.
+ * Verifies a partner's security token against that partner's provisioned keys and policy: header (alg allowed for
+ * the partner and matching the key, typ), issuer trusted here, signature, `aud`, time claims with bounded leeway and
+ * the partner's lifetime limit, `sub` a valid VAL user ID, the presenting client allowed. Does not spend it (see
+ * spendPartnerAssertion), so a refusal for another reason later does not burn the token. Throws AssertionRejected.
  */
 export async function verifyPartnerAssertion(db: Db, token: string, context: AssertionContext): Promise<VerifiedAssertion> {
   const now = context.now ?? new Date();
   let header: ReturnType<typeof decodeProtectedHeader>;
-  let unverified: ReturnType<typeof decodeJwt>;
+  let unverified: JWTPayload;
   if (token.length > MAX_ASSERTION_LENGTH) throw new AssertionRejected(`malformed: longer than ${MAX_ASSERTION_LENGTH} characters`);
   try {
     header = decodeProtectedHeader(token);
@@ -57,43 +78,71 @@ export async function verifyPartnerAssertion(db: Db, token: string, context: Ass
   if (typeof header.alg !== 'string' || !(PARTNER_ALGS as readonly string[]).includes(header.alg)) {
     throw new AssertionRejected(`alg ${String(header.alg)} not allowed`, unverified);
   }
-  if (typeof header.typ !== 'string' || normaliseTyp(header.typ) !== SECURITY_TOKEN_TYP) {
-    throw new AssertionRejected(`typ ${String(header.typ)} is not ${SECURITY_TOKEN_TYP}`, unverified);
+  // RFC 8725 §3.11: our own access tokens (at+jwt) and any other explicitly typed JWT can never pass for a security token.
+  if (header.typ !== undefined && (typeof header.typ !== 'string' || !ACCEPTED_TYPS.has(normaliseTyp(header.typ)))) {
+    throw new AssertionRejected(`typ ${String(header.typ)} is not ${SECURITY_TOKEN_TYP}, JWT or absent`, unverified);
   }
   // The unverified iss only selects which partner's keys to try; the signature check below binds it.
-  const partner = typeof unverified.iss === 'string' ? await findPartner(db, unverified.iss) : undefined;
+  const iss = unverified.iss;
+  const partner = typeof iss === 'string' && iss.length <= MAX_CLAIM_LENGTH && !unsafeTextReason(iss) ? await findPartner(db, iss) : undefined;
   if (!partner) throw new AssertionRejected('issuer is not a trusted partner', unverified);
+  const { policy } = partner;
+  const algorithms = policy.algorithms ?? [...PARTNER_ALGS];
+  if (!algorithms.includes(header.alg)) throw new AssertionRejected(`alg ${header.alg} not allowed by the partner policy (${algorithms.join(', ')})`, unverified);
 
-  let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+  let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, partnerKeys(partner, now), {
-      algorithms: [...PARTNER_ALGS],
-      typ: SECURITY_TOKEN_TYP,
+      algorithms, // jose also refuses a key that does not fit the algorithm (RS256 needs RSA ≥ 2048 bits, ES256 P-256, …)
       issuer: partner.issuer,
-      audience: context.issuer,
+      audience: [context.issuer, context.tokenEndpoint],
       clockTolerance: CLOCK_SKEW_SECONDS,
-      maxTokenAge: context.maxLifetime, // also refuses an iat in the future beyond the leeway
-      requiredClaims: ['iss', 'sub', 'aud', 'iat', 'exp', 'jti'],
+      maxTokenAge: policy.maxTokenLifetime, // also refuses an iat in the future beyond the leeway
+      requiredClaims: ['iss', 'sub', 'aud', 'iat', 'exp'], // TS 33.180 table B.8-1: jti is not among them
       currentDate: now,
     }));
   } catch (err) {
     throw new AssertionRejected(describeJoseError(err), unverified);
   }
 
-  const { sub, jti, iat, exp } = payload as { sub: string; jti: string; iat: number; exp: number };
+  const { iat, exp } = payload as { iat: number; exp: number };
+  if (exp - iat > policy.maxTokenLifetime) throw new AssertionRejected(`lifetime ${exp - iat} s exceeds ${policy.maxTokenLifetime} s`, payload);
+
+  // Table B.8-1: aud is the client_id plus the address of the target IdMS (this issuer, or the token endpoint the
+  // client named as `resource`). Any value other than ours names a client, and then the presenting one must be among them.
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-  // DESIGN: aud is exactly this partner plus the requesting client, so the token is for one partner and one client.
-  if (!aud.includes(context.clientId)) throw new AssertionRejected('aud does not name the presenting client', payload);
-  if (aud.some((a) => a !== context.issuer && a !== context.clientId)) throw new AssertionRejected('aud names other parties than this issuer and the client', payload);
-  if (exp - iat > context.maxLifetime) throw new AssertionRejected(`lifetime ${exp - iat} s exceeds ${context.maxLifetime} s`, payload);
-  if (payload.val_user_id !== sub) throw new AssertionRejected('val_user_id missing or different from sub', payload);
-  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 255) throw new AssertionRejected('jti must be a string of 1 to 255 characters', payload);
+  if (aud.some((a) => typeof a !== 'string' || a.length > MAX_CLAIM_LENGTH)) throw new AssertionRejected('aud holds a value that is not a string', payload);
+  const named = aud.filter((a) => a !== context.issuer && a !== context.tokenEndpoint);
+  if (named.length > 0 && !named.includes(context.clientId)) throw new AssertionRejected('aud does not name the presenting client', payload);
+  if (policy.clients && !policy.clients.includes(context.clientId)) {
+    throw new AssertionRejected(`client ${context.clientId} may not present this partner's tokens (partner policy)`, payload);
+  }
 
-  // Checked last, so a token refused for another reason does not burn its jti.
-  const keepUntil = new Date((exp + CLOCK_SKEW_SECONDS) * 1000);
-  if (!(await rememberSecurityToken(db, partner.issuer, jti, keepUntil))) throw new AssertionRejected('replay: jti already used', payload);
+  // sub is the VAL user ID (table B.8-1: at most 255 bytes); the one ID rule gives its canonical form.
+  const sub = canonicalId(payload.sub);
+  if (!sub.ok) throw new AssertionRejected(`sub is not a valid VAL user ID: ${sub.reason}`, payload);
+  // val_user_id is optional (our own tokens carry it); when present it must name the same user.
+  if (payload.val_user_id !== undefined) {
+    const other = canonicalId(payload.val_user_id);
+    if (!other.ok || other.id !== sub.id) throw new AssertionRejected('val_user_id differs from sub', payload);
+  }
+  const { jti } = payload;
+  if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0 || jti.length > 255 || unsafeTextReason(jti))) {
+    throw new AssertionRejected('jti must be a string of 1 to 255 characters', payload);
+  }
 
-  return { issuer: partner.issuer, valUserId: sub, jti, exp };
+  return { partner, valUserId: sub.id, jti, exp, replayKey: securityTokenReplayKey(token, jti) };
+}
+
+/**
+ * Spends a verified token: accepted once across all instances, remembered until exp plus the leeway (after which
+ * its exp check refuses it anyway). Throws AssertionRejected on a replay.
+ */
+export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion): Promise<void> {
+  const keepUntil = new Date((verified.exp + CLOCK_SKEW_SECONDS) * 1000);
+  if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil))) {
+    throw new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', { iss: verified.partner.issuer, jti: verified.jti });
+  }
 }
 
 function partnerKeys(partner: Partner, now: Date): JWTVerifyGetKey {

@@ -1,25 +1,58 @@
-// Trusted partner S-IdMS: issuers and the public keys (JWKS or X.509 certificate) provisioned for them out of band.
+// Trusted partner S-IdMS: issuers, the public keys (JWKS or X.509 certificate) provisioned for them out of band
+// (TS 33.180 clause 5.1.4.2), and the per-partner policy applied to their security tokens.
 import crypto from 'node:crypto';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
+import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 
 /** Signature algorithms accepted from partners: asymmetric only (never none, never HS*: RFC 8725 §3.1–3.2). */
 export const PARTNER_ALGS = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'] as const;
 
+/** The longest `exp - iat` accepted from a partner unless its policy says otherwise (seconds). */
+export const DEFAULT_MAX_TOKEN_LIFETIME = 300;
+/** Upper bound of `--max-token-lifetime`: security tokens are short-lived (TS 33.180 annex B.8). */
+export const MAX_TOKEN_LIFETIME_LIMIT = 3600;
+
 export type PartnerKeys = { jwks: JSONWebKeySet; certificate?: undefined } | { certificate: string; jwks?: undefined };
+
+/**
+ * What this domain accepts from one partner (stored in `partners.policy`). An absent list means no restriction:
+ * any allowed algorithm, any client registered for the grant, every VAL service the user is provisioned for here.
+ */
+export type PartnerPolicy = {
+  maxTokenLifetime: number;
+  /** The partner's token endpoint URL: the home side accepts it as `resource` (TS 33.180 annex B.7.2). */
+  tokenEndpoint?: string;
+  algorithms?: string[];
+  clients?: string[];
+  services?: string[];
+  /** Whether the partner may vouch for VAL users who have a record (credentials) in this domain; default no. */
+  allowLocalUsers: boolean;
+};
+
+/** A change to a policy: a value sets it, null returns it to its default, undefined leaves it as it is. */
+export type PolicyChange = {
+  maxTokenLifetime?: number | null;
+  tokenEndpoint?: string | null;
+  algorithms?: string[] | null;
+  clients?: string[] | null;
+  services?: string[] | null;
+  allowLocalUsers?: boolean | null;
+};
 
 export type Partner = {
   issuer: string;
   jwks: JSONWebKeySet | null;
   certificate: string | null;
-  policy: Record<string, unknown>;
+  policy: PartnerPolicy;
   createdAt: Date;
 };
 
 export class InvalidPartnerError extends Error {}
 
 const MAX_KEYS = 20;
+const MAX_URL_LENGTH = 2048;
 const MIN_RSA_BITS = 2048;
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
@@ -32,7 +65,7 @@ export function parsePartnerIssuer(value: string | undefined, ownIssuer: string)
   } catch {
     throw new InvalidPartnerError(`partner issuer "${value.slice(0, 80)}" is not a URL`);
   }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password || value.length > 2048) {
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password || value.length > MAX_URL_LENGTH || unsafeTextReason(value)) {
     throw new InvalidPartnerError('partner issuer must be an http(s) URL without query, fragment or credentials (its IDMS_ISSUER)');
   }
   if (value === ownIssuer) throw new InvalidPartnerError('partner issuer is this server\'s own issuer');
@@ -100,25 +133,74 @@ function checkKeyStrength(key: crypto.KeyObject, label: string): void {
   throw new InvalidPartnerError(`${label}: unsupported key type ${type ?? 'unknown'} (EC, RSA or Ed25519)`);
 }
 
-/** Adds a partner or replaces its keys (re-provisioning after the partner rotated its keys). */
-export async function addPartner(db: Db, issuer: string, keys: PartnerKeys): Promise<'added' | 'updated'> {
-  // One statement; xmax = 0 tells a fresh insert from an update of an existing row.
-  const res = await db.raw(
-    `insert into partners (issuer, jwks, certificate) values (?, ?::jsonb, ?)
-     on conflict (issuer) do update set jwks = excluded.jwks, certificate = excluded.certificate
-     returning (xmax = 0) as inserted`,
-    [issuer, keys.jwks ? JSON.stringify(keys.jwks) : null, keys.certificate ?? null],
+/** Adds a partner, or replaces its keys (re-provisioning after the partner rotated its keys); `change` edits its policy. */
+export async function addPartner(db: Db, issuer: string, keys: PartnerKeys, change: PolicyChange = {}): Promise<'added' | 'updated'> {
+  const { set, unset } = storedChange(change);
+  // One statement; xmax = 0 tells a fresh insert from an update of an existing row. A re-add keeps the policy
+  // members it does not change (re-provisioning keys after a rotation does not reset the policy).
+  const res = await explainUniqueTokenEndpoint(
+    db.raw(
+      `insert into partners (issuer, jwks, certificate, policy) values (?, ?::jsonb, ?, ?::jsonb)
+       on conflict (issuer) do update set jwks = excluded.jwks, certificate = excluded.certificate, policy = (partners.policy || ?::jsonb) - ?::text[]
+       returning (xmax = 0) as inserted`,
+      [issuer, keys.jwks ? JSON.stringify(keys.jwks) : null, keys.certificate ?? null, JSON.stringify(set), JSON.stringify(set), unset],
+    ),
+    change,
   );
   tableChanged('partners');
   return (res.rows as { inserted: boolean }[])[0]?.inserted ? 'added' : 'updated';
 }
 
+/** Edits an existing partner's policy, and its keys when given; undefined when there is no such partner. */
+export async function updatePartner(db: Db, issuer: string, keys: PartnerKeys | undefined, change: PolicyChange): Promise<Partner | undefined> {
+  const { set, unset } = storedChange(change);
+  const setKeys = keys ? ', jwks = ?::jsonb, certificate = ?' : '';
+  const keyValues = keys ? [keys.jwks ? JSON.stringify(keys.jwks) : null, keys.certificate ?? null] : [];
+  const res = await explainUniqueTokenEndpoint(
+    db.raw(`update partners set policy = (policy || ?::jsonb) - ?::text[]${setKeys} where issuer = ? returning *`, [JSON.stringify(set), unset, ...keyValues, issuer]),
+    change,
+  );
+  tableChanged('partners');
+  const row = (res.rows as PartnerRow[])[0];
+  return row ? toPartner(row) : undefined;
+}
+
+/** The unique index on the token endpoint (migration 202611291030), as an operator-facing error. */
+async function explainUniqueTokenEndpoint<T>(query: PromiseLike<T>, change: PolicyChange): Promise<T> {
+  try {
+    return await query;
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string };
+    if (e.code === '23505' && e.constraint === 'partners_token_endpoint_idx') {
+      throw new InvalidPartnerError(`token endpoint ${change.tokenEndpoint} is already registered for another partner`);
+    }
+    throw err;
+  }
+}
+
 export async function findPartner(db: Db, issuer: string): Promise<Partner | undefined> {
+  // A value that cannot be an issuer (NUL, which PostgreSQL text cannot hold; over-long) names no partner and never reaches SQL.
+  if (issuer.length > MAX_URL_LENGTH || unsafeTextReason(issuer)) return undefined;
   // Cached per process and dropped on any change by any instance, so `partner remove` still takes effect at once.
   return cached(db, 'partners', issuer, async () => {
     const row = await db('partners').where({ issuer }).first();
     return row ? toPartner(row) : undefined;
   });
+}
+
+/** The partner whose policy registers `url` as its token endpoint (TS 33.180 annex B.7.2: `resource` = that URL). */
+export async function findPartnerByTokenEndpoint(db: Db, url: string): Promise<Partner | undefined> {
+  if (url.length > MAX_URL_LENGTH || unsafeTextReason(url)) return undefined;
+  // Issuers are URLs and contain no space, so this key cannot collide with an issuer's.
+  return cached(db, 'partners', `token_endpoint ${url}`, async () => {
+    const row = await db('partners').whereRaw("policy->>'token_endpoint' = ?", [url]).first(); // partners_token_endpoint_idx
+    return row ? toPartner(row) : undefined;
+  });
+}
+
+/** The partner a home-side token exchange names: by its issuer, or by its registered token endpoint URL. */
+export async function findPartnerByTarget(db: Db, target: string): Promise<Partner | undefined> {
+  return (await findPartner(db, target)) ?? (await findPartnerByTokenEndpoint(db, target));
 }
 
 export async function listPartners(db: Db): Promise<Partner[]> {
@@ -132,7 +214,7 @@ export async function removePartner(db: Db, issuer: string): Promise<boolean> {
 }
 
 /** One line describing a partner's keys, for `partner list`. */
-export function describePartnerKeys(partner: Partner): string {
+export function describePartnerKeys(partner: Pick<Partner, 'jwks' | 'certificate'>): string {
   if (partner.jwks) return `jwks ${partner.jwks.keys.map((k) => `${k.kid ?? '(no kid)'}${k.alg ? ` ${k.alg}` : ''}`).join(', ')}`;
   if (partner.certificate) {
     const cert = new crypto.X509Certificate(partner.certificate);
@@ -141,8 +223,132 @@ export function describePartnerKeys(partner: Partner): string {
   return 'no keys';
 }
 
-type PartnerRow = { issuer: string; jwks: JSONWebKeySet | null; certificate: string | null; policy: Record<string, unknown>; created_at: Date };
+/** The policy as `partner show` prints it, one `name: value` line each, defaults said as such. */
+export function describePartnerPolicy(policy: PartnerPolicy): string[] {
+  const list = (values: string[] | undefined, otherwise: string) => (values ? values.join(', ') : otherwise);
+  return [
+    `max token lifetime: ${policy.maxTokenLifetime} s${policy.maxTokenLifetime === DEFAULT_MAX_TOKEN_LIFETIME ? ' (default)' : ''}`,
+    `token endpoint: ${policy.tokenEndpoint ?? '(none: the home side names this partner by its issuer only)'}`,
+    `algorithms: ${list(policy.algorithms, `any of ${PARTNER_ALGS.join(', ')} (default)`)}`,
+    `clients: ${list(policy.clients, 'any client registered for the grant (default)')}`,
+    `services: ${list(policy.services, 'every VAL service the user is provisioned for here (default)')}`,
+    `local users: ${policy.allowLocalUsers ? 'allowed (the partner may vouch for users with credentials here)' : 'refused (default)'}`,
+  ];
+}
+
+/** Policy options as the operator typed them (CLI strings); "" returns an option to its default. */
+export type PolicyOptions = {
+  maxTokenLifetime?: string;
+  tokenEndpoint?: string;
+  alg?: string[];
+  clients?: string;
+  services?: string;
+  allowLocalUsers?: boolean;
+};
+
+/** Validates policy options into a change; throws InvalidPartnerError with the reason. */
+export function parsePolicyOptions(options: PolicyOptions, ownIssuer: string): PolicyChange {
+  const change: PolicyChange = {};
+  if (options.maxTokenLifetime !== undefined) {
+    const v = options.maxTokenLifetime;
+    if (v === '') change.maxTokenLifetime = null;
+    else if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1 || Number(v) > MAX_TOKEN_LIFETIME_LIMIT) {
+      throw new InvalidPartnerError(`--max-token-lifetime must be a number of seconds from 1 to ${MAX_TOKEN_LIFETIME_LIMIT}`);
+    } else change.maxTokenLifetime = Number(v);
+  }
+  if (options.tokenEndpoint !== undefined) {
+    change.tokenEndpoint = options.tokenEndpoint === '' ? null : parseTokenEndpoint(options.tokenEndpoint, ownIssuer);
+  }
+  if (options.alg !== undefined) {
+    const algs = splitList(options.alg.join(','));
+    const unknown = algs.filter((a) => !(PARTNER_ALGS as readonly string[]).includes(a));
+    if (unknown.length) throw new InvalidPartnerError(`--alg ${unknown.join(', ')} is not one of ${PARTNER_ALGS.join(', ')}`);
+    change.algorithms = algs.length ? algs : null;
+  }
+  if (options.clients !== undefined) change.clients = idList(options.clients, 'client ID');
+  if (options.services !== undefined) change.services = idList(options.services, 'VAL service ID');
+  if (options.allowLocalUsers !== undefined) change.allowLocalUsers = options.allowLocalUsers;
+  return change;
+}
+
+function parseTokenEndpoint(value: string, ownIssuer: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidPartnerError(`--token-endpoint "${value.slice(0, 80)}" is not a URL`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hash || url.username || url.password || value.length > MAX_URL_LENGTH || unsafeTextReason(value)) {
+    throw new InvalidPartnerError('--token-endpoint must be an http(s) URL without fragment or credentials (the partner\'s token endpoint)');
+  }
+  if (value === ownIssuer || value.startsWith(`${ownIssuer.replace(/\/+$/, '')}/`)) throw new InvalidPartnerError('--token-endpoint is an endpoint of this server');
+  return value;
+}
+
+function splitList(value: string): string[] {
+  return [...new Set(value.split(',').map((v) => v.trim()).filter(Boolean))];
+}
+
+function idList(value: string, label: string): string[] | null {
+  const ids = splitList(value).map((v) => {
+    const check = canonicalId(v);
+    if (!check.ok) throw new InvalidPartnerError(`invalid ${label} in list: ${check.reason}`);
+    return check.id;
+  });
+  return ids.length ? [...new Set(ids)] : null;
+}
+
+type StoredPolicy = {
+  max_token_lifetime?: unknown;
+  token_endpoint?: unknown;
+  algorithms?: unknown;
+  clients?: unknown;
+  services?: unknown;
+  allow_local_users?: unknown;
+};
+
+const STORED_NAMES = {
+  maxTokenLifetime: 'max_token_lifetime',
+  tokenEndpoint: 'token_endpoint',
+  algorithms: 'algorithms',
+  clients: 'clients',
+  services: 'services',
+  allowLocalUsers: 'allow_local_users',
+} as const satisfies Record<keyof PolicyChange, keyof StoredPolicy>;
+
+/** A change as jsonb to merge (`||`) and member names to remove (`-`), so it applies in the statement that writes. */
+function storedChange(change: PolicyChange): { set: Record<string, unknown>; unset: string } {
+  const set: Record<string, unknown> = {};
+  const unset: string[] = [];
+  for (const [name, stored] of Object.entries(STORED_NAMES) as [keyof PolicyChange, string][]) {
+    const value = change[name];
+    if (value === null) unset.push(stored);
+    else if (value !== undefined) set[stored] = value;
+  }
+  // A PostgreSQL array literal (knex would expand a JS array binding into a list); the names are our constants.
+  return { set, unset: `{${unset.join(',')}}` };
+}
+
+/** The stored jsonb as a policy; a member of the wrong shape (edited by hand) counts as absent, i.e. its default. */
+function toPolicy(stored: StoredPolicy | null): PartnerPolicy {
+  const p = stored ?? {};
+  const strings = (v: unknown) => (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
+  const lifetime = p.max_token_lifetime;
+  const algorithms = strings(p.algorithms);
+  const clients = strings(p.clients);
+  const services = strings(p.services);
+  return {
+    maxTokenLifetime: Number.isInteger(lifetime) && (lifetime as number) > 0 ? (lifetime as number) : DEFAULT_MAX_TOKEN_LIFETIME,
+    ...(typeof p.token_endpoint === 'string' ? { tokenEndpoint: p.token_endpoint } : {}),
+    ...(algorithms ? { algorithms } : {}),
+    ...(clients ? { clients } : {}),
+    ...(services ? { services } : {}),
+    allowLocalUsers: p.allow_local_users === true,
+  };
+}
+
+type PartnerRow = { issuer: string; jwks: JSONWebKeySet | null; certificate: string | null; policy: StoredPolicy | null; created_at: Date };
 
 function toPartner(row: PartnerRow): Partner {
-  return { issuer: row.issuer, jwks: row.jwks, certificate: row.certificate, policy: row.policy, createdAt: row.created_at };
+  return { issuer: row.issuer, jwks: row.jwks, certificate: row.certificate, policy: toPolicy(row.policy), createdAt: row.created_at };
 }

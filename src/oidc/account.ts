@@ -34,6 +34,16 @@ export function standingForRequest(ctx: object, db: Db, valUserId: string): Prom
   return standing;
 }
 
+/**
+ * Narrows the VAL service IDs the rest of this request sees for a VAL user (and so the token's val_service_ids):
+ * the partner side keeps only the services a partner's policy allows (src/oidc/grants/jwt-bearer.ts).
+ */
+export function narrowServicesForRequest(ctx: object, valUserId: string, standing: UserStanding, services: string[]): void {
+  let cache = perRequest.get(ctx);
+  if (!cache) perRequest.set(ctx, (cache = new Map()));
+  cache.set(valUserId, Promise.resolve({ ...standing, services }));
+}
+
 export async function servicesForRequest(ctx: object, db: Db, valUserId: string): Promise<string[]> {
   return (await standingForRequest(ctx, db, valUserId)).services;
 }

@@ -68,3 +68,21 @@ export async function serverSigningKey(db: Db, alg: 'ES256' | 'RS256' = 'ES256')
   const jwk = keys.find((k) => k.alg === alg)!;
   return { kid: jwk.kid!, key: crypto.createPrivateKey({ key: jwk as crypto.JsonWebKey, format: 'jwk' }) };
 }
+
+/** A partner S-IdMS's signing key as the tests play one: a private KeyObject, its kid and JOSE algorithm. */
+export type PartnerSigner = { kid: string; key: crypto.KeyObject; alg: 'ES256' | 'RS256' | 'PS256' | 'EdDSA' };
+
+export function generateSigner(kid: string, alg: PartnerSigner['alg'] = 'ES256'): PartnerSigner {
+  const { privateKey } =
+    alg === 'ES256'
+      ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : alg === 'EdDSA'
+        ? crypto.generateKeyPairSync('ed25519')
+        : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { kid, key: privateKey, alg };
+}
+
+/** The public JWKS a partner's operator hands over out of band (`partner add --jwks`). */
+export function publicJwksOf(...signers: PartnerSigner[]): { keys: crypto.JsonWebKey[] } {
+  return { keys: signers.map((s) => ({ ...crypto.createPublicKey(s.key).export({ format: 'jwk' }), kid: s.kid, use: 'sig' })) };
+}

@@ -43,7 +43,8 @@ beforeAll(async () => {
   const partner = await generateKeyPair('ES256', { extractable: true });
   partnerKey = crypto.createPrivateKey({ key: (await exportJWK(partner.privateKey)) as crypto.JsonWebKey, format: 'jwk' });
   const jwks = { keys: [{ ...(await exportJWK(partner.publicKey)), kid: 'partner-1', use: 'sig' }] };
-  await cliOk(env, ['partner', 'add', PARTNER, '--jwks', writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify(jwks))]);
+  // alice (the control below) is a local user here: the partner may vouch for her only with --allow-local-users.
+  await cliOk(env, ['partner', 'add', PARTNER, '--jwks', writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify(jwks)), '--allow-local-users']);
   const tokens = await loginAndRedeem(d.ue, 'alice');
   real = { access: tokens.access_token, refresh: tokens.refresh_token!, id: tokens.id_token! };
   const es256 = (await serverSigningKeys(d.server, database.db)).find((k: JWK) => k.alg === 'ES256')!;

@@ -1,8 +1,9 @@
-// RFC 7523 JWT-bearer grant at the partner S-IdMS: a home S-IdMS's security token in, an access token for this domain's VAL services out.
+// RFC 7523 JWT-bearer grant at the partner S-IdMS (TS 33.180 annex B.7.4): a home S-IdMS's security token in, an access token for this domain's VAL services out.
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
-import { AssertionRejected, verifyPartnerAssertion } from '../../federation/partner-assertion.ts';
+import { AssertionRejected, spendPartnerAssertion, verifyPartnerAssertion, type VerifiedAssertion } from '../../federation/partner-assertion.ts';
 import { AUDIT_ACCEPT, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
-import { standingForRequest } from '../account.ts';
+import { unsafeTextReason } from '../../users/ids.ts';
+import { narrowServicesForRequest, standingForRequest } from '../account.ts';
 import type { ProviderDeps, ProviderExtension } from '../provider.ts';
 import { resourceServerInfo } from '../resources.ts';
 import { refuseUnlistedGrant } from './unauthorized-client.ts';
@@ -11,45 +12,73 @@ export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 export type IssuedAccessToken = { accessToken: string; expiresIn: number; scope: string | undefined; tokenType: string };
 
+/** This server's token endpoint URL as a home IdMS may name it in a security token's aud (from the issuer, never the Host header). */
+export function ownTokenEndpoint(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/token`;
+}
+
 /**
  * The partner-side rule shared by this grant and token exchange with subject_token_type jwt: verify the security
- * token, then issue an RFC 9068 access token whose val_service_ids are this domain's own provisioning of that
- * VAL user ID (added by extraTokenClaims). No refresh token: the home domain stays in charge of the session.
+ * token, apply the partner's policy to the VAL user, spend the token, then issue an RFC 9068 access token whose
+ * val_service_ids are this domain's own provisioning of that VAL user ID (TS 33.180 annex B.9), narrowed by the
+ * policy. No refresh token: the home domain stays in charge of the session.
  */
 export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContext, deps: ProviderDeps, assertion: string, target: string | undefined, trail: FederationTrail): Promise<IssuedAccessToken> {
   const { config, db } = deps;
   const { client, provider } = ctx.oidc;
 
-  // The resource is checked before the assertion so that a request that cannot succeed does not spend its jti.
+  // The resource is checked before the assertion so that a request that cannot succeed does not spend the token.
+  if (target !== undefined && unsafeTextReason(target)) throw new errors.InvalidRequest(`resource ${unsafeTextReason(target)}`);
   const indicator = target ?? config.defaultResource;
   const resourceServer = new provider.ResourceServer(indicator, await resourceServerInfo(config, db, indicator));
   const scope = grantedScope(ctx.oidc.params.scope, client.scope, resourceServer.scopes);
 
-  let verified;
-  try {
-    verified = await verifyPartnerAssertion(db, assertion, { issuer: config.issuer, clientId: client.clientId, maxLifetime: config.ttl.securityToken });
-  } catch (err) {
-    if (!(err instanceof AssertionRejected)) throw err;
-    trail.partner = err.issuer;
-    trail.jti = err.jti;
-    throw new errors.InvalidGrant(err.reason);
-  }
-  trail.partner = verified.issuer;
+  const verified = await asGrantError(trail, () =>
+    verifyPartnerAssertion(db, assertion, { issuer: config.issuer, tokenEndpoint: ownTokenEndpoint(config.issuer), clientId: client.clientId }),
+  );
+  trail.partner = verified.partner.issuer;
   trail.jti = verified.jti;
   trail.subject = verified.valUserId;
 
-  // The VAL user may have no credentials here (only a service mapping); a local record only matters if disabled.
-  const local = await standingForRequest(ctx, db, verified.valUserId);
-  if (local.status !== undefined && local.status !== 'active') throw new errors.AccessDenied('the VAL user is disabled in this domain');
-  if (local.services.length === 0) {
-    throw new errors.AccessDenied('the VAL user is not provisioned for any VAL service in this domain');
-  }
+  await applyPartnerPolicy(ctx, deps, verified);
+  // Spent last, so a token refused for any other reason can still be presented once the cause is fixed.
+  await asGrantError(trail, () => spendPartnerAssertion(db, verified));
 
   const token = new provider.AccessToken({ accountId: verified.valUserId, client, gty: 'jwt-bearer', scope } as ConstructorParameters<typeof provider.AccessToken>[0]);
   token.resourceServer = resourceServer;
   ctx.oidc.entity('AccessToken', token);
   const accessToken = await token.save();
   return { accessToken, expiresIn: token.expiration, scope: token.scope, tokenType: token.tokenType };
+}
+
+/**
+ * Who the partner may vouch for, and for what (DESIGN partner side; issue-10 item 11): not for this domain's local
+ * users (a record here, i.e. credentials here) unless its policy allows it; never for a disabled one; and only for
+ * the VAL services this domain provisioned for that VAL user ID that the policy allows.
+ */
+async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: ProviderDeps, verified: VerifiedAssertion): Promise<void> {
+  const { policy } = verified.partner;
+  const local = await standingForRequest(ctx, deps.db, verified.valUserId);
+  if (local.status !== undefined) {
+    if (!policy.allowLocalUsers) throw new errors.AccessDenied('the VAL user is a local user of this domain; this partner may not vouch for local users');
+    if (local.status !== 'active') throw new errors.AccessDenied('the VAL user is disabled in this domain');
+  }
+  if (local.services.length === 0) throw new errors.AccessDenied('the VAL user is not provisioned for any VAL service in this domain');
+  const services = policy.services ? local.services.filter((s) => policy.services!.includes(s)) : local.services;
+  if (services.length === 0) throw new errors.AccessDenied('none of the VAL services provisioned here for the VAL user is allowed for this partner');
+  narrowServicesForRequest(ctx, verified.valUserId, local, services);
+}
+
+/** Runs a step of the partner-side check; its refusal becomes invalid_grant (RFC 7523 §3.1), the reason kept for the audit. */
+async function asGrantError<T>(trail: FederationTrail, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (!(err instanceof AssertionRejected)) throw err;
+    trail.partner ??= err.issuer;
+    trail.jti ??= err.jti;
+    throw new errors.InvalidGrant(err.reason);
+  }
 }
 
 /**

@@ -1,11 +1,13 @@
-// RFC 8693 token exchange: at the home S-IdMS an access token becomes a security token for one partner; at a partner, a security token becomes an access token.
+// RFC 8693 token exchange: at the home S-IdMS an access token becomes a security token for one partner (TS 33.180
+// annex B.7.2/B.7.3); at a partner, a security token becomes an access token.
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { errors } from 'oidc-provider';
 import { AUDIT_ACCEPT, AUDIT_ISSUE, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
 import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partner-assertion.ts';
-import { findPartner } from '../../federation/partners.ts';
+import { findPartnerByTarget } from '../../federation/partners.ts';
 import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
 import { isAccessTokenRevoked, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
+import { unsafeTextReason } from '../../users/ids.ts';
 import { userStanding } from '../account.ts';
 import type { ProviderExtension } from '../provider.ts';
 import { issueAccessTokenForAssertion } from './jwt-bearer.ts';
@@ -14,6 +16,9 @@ import { refuseUnlistedGrant } from './unauthorized-client.ts';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+// TS 33.180 annex B.7.2: the home side exchanges the user's access token (never echoes the value sent: it is client input).
+const HOME_SUBJECT_TYPES = `subject_token_type must be ${ACCESS_TOKEN_TYPE} (an access token of this server) to obtain a security token for a partner S-IdMS`;
 
 type ExchangeParams = {
   subject_token?: string;
@@ -62,6 +67,12 @@ export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
         // RFC 8693 §2.1: delegation needs an actor token; this profile only does impersonation of the VAL user.
         if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not supported');
         const target = singleTarget(params);
+        if (target !== undefined && unsafeTextReason(target)) throw new errors.InvalidRequest(`audience/resource ${unsafeTextReason(target)}`);
+
+        // The home side is asked for when the target names a partner S-IdMS (TS 33.180 annex B.7.2); there only an
+        // access token of this server can be exchanged, whatever other type the client says it sent.
+        const homeTarget = target !== undefined ? await findPartnerByTarget(db, target) : undefined;
+        if (homeTarget && params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(HOME_SUBJECT_TYPES);
 
         if (partnerSide) {
           // Partner side (DESIGN): the subject token is a partner's security token, as with the JWT-bearer grant.
@@ -79,29 +90,31 @@ export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
           return;
         }
 
-        if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
-          throw new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE}`);
-        }
+        if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`${HOME_SUBJECT_TYPES}; ${JWT_TOKEN_TYPE} is a partner S-IdMS's security token, for an access token of this server`);
         if (params.requested_token_type !== undefined && params.requested_token_type !== JWT_TOKEN_TYPE) {
           throw new errors.InvalidRequest(`requested_token_type must be ${JWT_TOKEN_TYPE}`);
         }
         if (!target) throw new errors.InvalidTarget('audience or resource must name the partner S-IdMS');
         trail.partner = target;
-        // Looked up on every request, so `partner remove` takes effect at once on every instance.
-        if (!(await findPartner(db, target))) throw new errors.InvalidTarget('audience is not a configured partner S-IdMS');
+        // TS 33.180 annex B.7.2 names the partner by `resource` (its token endpoint URL); RFC 8693 by `audience`. Both
+        // may be its issuer or its registered token endpoint. Looked up on every request (cache dropped on any change),
+        // so `partner remove` takes effect at once on every instance.
+        const partner = homeTarget;
+        if (!partner) throw new errors.InvalidTarget('audience is not a configured partner S-IdMS (its issuer or registered token endpoint)');
+        trail.partner = partner.issuer;
 
         const subject = await verifySubjectToken(params.subject_token);
         trail.subject = subject.sub;
         // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
         if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
         if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
+        // A client_credentials token has the client as subject: there is no VAL user to migrate.
+        if (subject.sub === subject.client_id) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
         // The token's grant and its VAL user in one round trip.
         const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
         const user = await userStanding(db, subject.sub, grantId);
         // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
         if (grantId !== undefined && !user.grantLive) throw new errors.InvalidGrant('the grant of subject_token has been revoked');
-        // A client_credentials token has the client as subject: there is no VAL user to migrate.
-        if (subject.sub === subject.client_id) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
         if (user.status !== 'active') throw new errors.InvalidGrant('the VAL user is unknown or disabled');
         if (user.services.length === 0) throw new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
 
@@ -111,7 +124,7 @@ export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
         if (lifetime < 1) throw new errors.InvalidGrant('subject_token expires now');
         const { token, claims } = await mintSecurityToken(await signingKey(), {
           issuer: config.issuer,
-          partner: target,
+          partner: partner.issuer, // table B.8-1 aud: always the partner's issuer plus the client_id, however it was named
           clientId: client.clientId,
           valUserId: subject.sub,
           lifetime,
