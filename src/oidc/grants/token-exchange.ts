@@ -6,7 +6,7 @@ import { AUDIT_ACCEPT, AUDIT_ISSUE, withFederationAudit, type FederationTrail } 
 import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partner-assertion.ts';
 import { findPartnerByTarget } from '../../federation/partners.ts';
 import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
-import { isAccessTokenRevoked, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
+import { isAccessTokenRevoked, isClientToken, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
 import { userStanding } from '../account.ts';
 import type { ProviderExtension } from '../provider.ts';
@@ -108,8 +108,9 @@ export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
         // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
         if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
         if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
-        // A client_credentials token has the client as subject: there is no VAL user to migrate.
-        if (subject.sub === subject.client_id) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
+        // A client_credentials token (told by how it was issued, not by sub === client_id: a VAL user ID may equal a
+        // client ID) has no VAL user to migrate.
+        if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
         // The token's grant and its VAL user in one round trip.
         const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
         const user = await userStanding(db, subject.sub, grantId);
