@@ -199,7 +199,7 @@ describe('seal-idms (the server package)', () => {
   });
 
   test(
-    'the installed server migrates an empty database with the compiled migrations and serves its pages and OpenAPI document',
+    'the installed server migrates an empty database with the compiled migrations, serves its pages and OpenAPI document, and imports users',
     async () => {
       // An empty database (not the migrated template), so the server's own dist/migrations create the schema.
       const adminUrl = process.env.IDMS_TEST_ADMIN_URL!;
@@ -209,13 +209,15 @@ describe('seal-idms (the server package)', () => {
       const url = new URL(adminUrl);
       url.pathname = `/${name}`;
       const port = await freePort();
+      const bundleRoot = pathToFileURL(fs.realpathSync(serverProject)).href + '/';
+      const bin = path.join(serverProject, 'node_modules', '.bin', 'seal-idms');
       let output = '';
       let child: ChildProcess | undefined;
       try {
-        child = spawn(process.execPath, [...GUARD, path.join(serverProject, 'node_modules', '.bin', 'seal-idms'), 'serve'], {
+        child = spawn(process.execPath, [...GUARD, bin, 'serve'], {
           cwd: serverProject,
           env: cleanEnv({
-            IDMS_BUNDLE_ROOT: pathToFileURL(fs.realpathSync(serverProject)).href + '/',
+            IDMS_BUNDLE_ROOT: bundleRoot,
             IDMS_DATABASE_URL: url.toString(),
             IDMS_SECRET: TEST_SECRET,
             IDMS_PORT: String(port),
@@ -246,6 +248,13 @@ describe('seal-idms (the server package)', () => {
         expect(page.headers.get('content-type')).toMatch(/^text\/html/);
         expect(await page.text()).toContain('<link rel="stylesheet" href="/static/idms.css">');
 
+        // A bulk import through the installed bin: passwords hashed by the compiled worker (dist/src/users/hash-worker.js).
+        fs.writeFileSync(path.join(serverProject, 'users.csv'), 'val_user_id,password\npkg-alice,pkg-alice-password-1\npkg-bob,pkg-bob-password-1\n');
+        await run(process.execPath, [...GUARD, bin, 'user', 'import', 'users.csv', '--workers', '1'], {
+          cwd: serverProject,
+          env: cleanEnv({ IDMS_BUNDLE_ROOT: bundleRoot, IDMS_DATABASE_URL: url.toString(), IDMS_SECRET: TEST_SECRET, IDMS_ISSUER: `http://127.0.0.1:${port}` }),
+        });
+
         // Recorded under the source names, so the sources and the built server agree on what is applied.
         const db = createKnex(url.toString(), { max: 1 });
         try {
@@ -256,6 +265,8 @@ describe('seal-idms (the server package)', () => {
               .filter((f) => f.endsWith('.ts'))
               .sort(),
           );
+          const hashes = (await db('val_users').whereIn('val_user_id', ['pkg-alice', 'pkg-bob']).pluck('password_hash')) as string[];
+          expect(hashes).toEqual([expect.stringMatching(/^\$argon2id\$/), expect.stringMatching(/^\$argon2id\$/)]);
         } finally {
           await db.destroy();
         }
