@@ -87,6 +87,9 @@ function b81(signer: PartnerSigner, claims: JWTPayload = {}, header: Record<stri
   return new SignJWT(payload).setProtectedHeader(protectedHeader as { alg: string }).sign(signer.key);
 }
 
+/** A token shaped as seal-idms itself mints them (typ, jti, val_user_id, 60 s), so only the claim under test is at fault. */
+const ours = (signer: PartnerSigner, claims: JWTPayload) => b81(signer, { jti: crypto.randomUUID(), val_user_id: claims.sub ?? 'visitor', ...claims }, { typ: 'seal-security+jwt' });
+
 const bearer = (assertion: string, client = ue, extra: Record<string, string> = {}) => oidc.genericGrantRequest(client, JWT_BEARER, { assertion, ...extra });
 const jwks = () => createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
 const seen = (issuer: string) => database.db('seen_security_tokens').where({ issuer });
@@ -294,28 +297,24 @@ describe('partner policy (partner add|update … , stored in partners.policy)', 
 
 describe('local users of this domain (issue 10 item 11)', () => {
   test('a partner cannot vouch for a local user by default: access_denied', async () => {
-    await expectRefused(bearer(await b81(rsa, { sub: 'lena' })), 'access_denied', /local user/);
+    await expectRefused(bearer(await ours(rsa, { sub: 'lena' })), 'access_denied', /local user/);
   });
 
   test('a partner whose policy allows local users may vouch for them', async () => {
-    await expectRefused(bearer(await b81(trusted, { sub: 'lena' })), 'access_denied', /local user/);
+    await expectRefused(bearer(await ours(trusted, { sub: 'lena' })), 'access_denied', /local user/);
     await cliOk(server.env, ['partner', 'update', TRUSTED, '--allow-local-users']);
     expect(await cliOk(server.env, ['partner', 'show', TRUSTED])).toContain('local users: allowed');
-    expect(await accessTokenClaims(await bearer(await b81(trusted, { sub: 'lena' })))).toMatchObject({ sub: 'lena', val_service_ids: ['b-ptt'] });
+    expect(await accessTokenClaims(await bearer(await ours(trusted, { sub: 'lena' })))).toMatchObject({ sub: 'lena', val_service_ids: ['b-ptt'] });
     // … never for one disabled here, and the operator can take it back.
     await cliOk(server.env, ['user', 'disable', 'lena']);
-    await expectRefused(bearer(await b81(trusted, { sub: 'lena' })), 'access_denied', /disabled/);
+    await expectRefused(bearer(await ours(trusted, { sub: 'lena' })), 'access_denied', /disabled/);
     await cliOk(server.env, ['user', 'enable', 'lena']);
     await cliOk(server.env, ['partner', 'update', TRUSTED, '--no-allow-local-users']);
-    await expectRefused(bearer(await b81(trusted, { sub: 'lena' })), 'access_denied', /local user/);
+    await expectRefused(bearer(await ours(trusted, { sub: 'lena' })), 'access_denied', /local user/);
   });
 });
 
 describe('NUL bytes in partner tokens are refusals, never a 500 (issue 10 item 4)', () => {
-  // Shaped as seal-idms itself mints them (typ, jti, val_user_id, 60 s) so that only the NUL is at fault.
-  const ours = (signer: PartnerSigner, claims: JWTPayload) =>
-    b81(signer, { jti: crypto.randomUUID(), val_user_id: claims.sub ?? 'visitor', ...claims }, { typ: 'seal-security+jwt' });
-
   test('an unsigned assertion whose iss contains NUL', async () => {
     const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const unsigned = `${enc({ alg: 'ES256', typ: 'seal-security+jwt' })}.${enc({ iss: 'https://idms.vendor\u0000.example.net', sub: 'visitor', aud: [server.issuer, 'val-ue'], iat: now(), exp: now() + 60, jti: 'j' })}.AAAA`;
