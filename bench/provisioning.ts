@@ -1,5 +1,6 @@
-// Provisioning benchmark: one Provide_Configuration of 100,000 VAL users through HTTP (median of 3), and the
-// per-user service lookup of token issuance with 1,000,000 mappings stored (p50/p99, and its EXPLAIN plan).
+// Provisioning benchmark: one ss-ipp CreateValServiceConf (TS 29.549) and one Provide_Configuration (seed-named API)
+// of 100,000 VAL users each through HTTP (median of 3), and the per-user service lookup of token issuance with
+// 1,000,000 mappings stored (p50/p99, and its EXPLAIN plan).
 // Standalone: `npx node bench/provisioning.ts` (BENCH_DATABASE_URL, or an embedded PostgreSQL in a temp dir);
 // `runProvisioningBench()` returns the figures for `npm run bench`.
 import crypto from 'node:crypto';
@@ -37,6 +38,9 @@ export type ProvisioningBenchResult = {
   provideMedianSeconds: number;
   /** One replace of a stored set of `users` by one that overlaps it by half (delete + insert of the difference). */
   replaceSeconds: number;
+  /** Wall time of each ss-ipp POST /configurations with `users` idList entries (HTTP request to 201), each into a fresh VAL service. */
+  createSeconds: number[];
+  createMedianSeconds: number;
   mappings: number;
   lookups: number;
   lookupP50Ms: number;
@@ -76,9 +80,12 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
     });
 
     const services = Array.from({ length: runs + 1 }, (_, i) => `bench-svc-${i}`);
+    const ippServices = Array.from({ length: runs }, (_, i) => `bench-ipp-${i}`);
     await registerClient(db, idms.provider(), clientMetadata({ clientId: REQUESTER, secret: SECRET, public: false, redirectUris: [], grants: ['client_credentials'], scope: PROVISIONING_SCOPE }), atRestKeys(deriveSecrets(idmsSecret)));
-    await insertValServer(db, { requesterIdentity: REQUESTER, clientId: REQUESTER, allowedServiceIds: services });
+    await insertValServer(db, { requesterIdentity: REQUESTER, clientId: REQUESTER, allowedServiceIds: [...services, ...ippServices] });
     const token = await provisioningToken(issuer, provisioningResource(config));
+    // TS 29.549's client: client_credentials with no scope and no resource; the S-IdMS picks ss-ipp as the audience.
+    const ippToken = await provisioningToken(issuer);
 
     const ids = (from: number) => Array.from({ length: users }, (_, i) => `sip:bench-user-${String(from + i).padStart(8, '0')}@example.org`);
     const provideSeconds: number[] = [];
@@ -89,6 +96,12 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
     }
     const replaceSeconds = await provide(issuer, token, services[0]!, ids(users / 2));
     log(`replace of ${users} users by a half-overlapping set: ${replaceSeconds.toFixed(2)} s`);
+    const createSeconds: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const seconds = await createConf(config.apiRoot, ippToken, ippServices[r]!, ids((runs + r) * users));
+      createSeconds.push(seconds);
+      log(`ss-ipp CreateValServiceConf of ${users} idList entries into ${ippServices[r]}: ${seconds.toFixed(2)} s`);
+    }
 
     // Fill up to `mappings` rows as the operator's own provisioning would: users with five services each.
     const present = ((await db('val_service_users').count({ n: '*' }).first()) as { n: number }).n;
@@ -132,6 +145,8 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
       provideSeconds,
       provideMedianSeconds: median(provideSeconds),
       replaceSeconds,
+      createSeconds,
+      createMedianSeconds: median(createSeconds),
       mappings: stored,
       lookups,
       lookupP50Ms: pct(50),
@@ -144,11 +159,12 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
   }
 }
 
-async function provisioningToken(issuer: string, resource: string): Promise<string> {
+/** A client_credentials token for the seed-named API (`resource`), or with no parameter at all for ss-ipp. */
+async function provisioningToken(issuer: string, resource?: string): Promise<string> {
   const res = await fetch(`${issuer}/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${Buffer.from(`${REQUESTER}:${SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: PROVISIONING_SCOPE }),
+    body: new URLSearchParams({ grant_type: 'client_credentials', ...(resource ? { resource, scope: PROVISIONING_SCOPE } : {}) }),
   });
   const body = (await res.json()) as { access_token?: string };
   if (!body.access_token) throw new Error(`token request failed: ${JSON.stringify(body)}`);
@@ -166,6 +182,20 @@ async function provide(issuer: string, token: string, valServiceId: string, valU
   const text = await res.text();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (res.status !== 200) throw new Error(`Provide_Configuration answered ${res.status}: ${text.slice(0, 300)}`);
+  return seconds;
+}
+
+async function createConf(apiRoot: string, token: string, valServiceId: string, valUserIds: string[]): Promise<number> {
+  const body = JSON.stringify({ valServerId: REQUESTER, valSvcConf: [{ valServiceId, idList: valUserIds.map((valUserId) => ({ valUserId })) }] });
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(`${apiRoot}/ss-ipp/v1/configurations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body,
+  });
+  const text = await res.text();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (res.status !== 201) throw new Error(`CreateValServiceConf answered ${res.status}: ${text.slice(0, 300)}`);
   return seconds;
 }
 

@@ -31,6 +31,7 @@ import { metrics, trackPool } from './observability/metrics.ts';
 import { observeProvider } from './observability/oidc-events.ts';
 import { requestLog } from './observability/request-log.ts';
 import { provisioningApi } from './provisioning/routes.ts';
+import { ssIppApi } from './provisioning/ss-ipp-routes.ts';
 import { tokenExchangeGrant } from './oidc/grants/token-exchange.ts';
 import { jwtBearerGrant } from './oidc/grants/jwt-bearer.ts';
 import { sweepSeenSecurityTokens } from './federation/replay.ts';
@@ -68,7 +69,7 @@ export type ApiDeps = {
 // databaseOutage comes first: it is the outermost middleware, so it sees every other extension's errors.
 export const extensions: ProviderExtension[] = [databaseOutage, idTokenHintTyping, tokenExchangeGrant, jwtBearerGrant, jwtAccessTokenEndpoints];
 // REST APIs mounted before the provider.
-const apis: ((deps: ApiDeps) => Koa.Middleware)[] = [provisioningApi];
+const apis: ((deps: ApiDeps) => Koa.Middleware)[] = [ssIppApi, provisioningApi];
 
 /** Longest lifetime of anything signed with a key: how long a retired key stays published. */
 export function keyRetentionSeconds(config: Config): number {

@@ -143,7 +143,7 @@ describe('authorization (RFC 6750, RFC 9068 §4)', () => {
     const res = await POST(provide('mcptt-1', ['x']), forSkms);
     expect(res.status).toBe(403);
     expect(problem(res).cause).toBe('TOKEN_AUDIENCE_MISMATCH');
-    const forDefault = (await oidc.clientCredentialsGrant(mcx)).access_token; // aud = the default resource
+    const forDefault = (await oidc.clientCredentialsGrant(mcx)).access_token; // no resource: a VAL server's token is for ss-ipp, not this API
     expect(problem(await GET('mcptt-1', '', forDefault)).cause).toBe('TOKEN_AUDIENCE_MISMATCH');
   });
 

@@ -1,20 +1,32 @@
-// CLI: val-server add | list | update | disable | enable — VAL servers, their OAuth client and their SLA.
+// CLI: val-server add | list | update | disable | enable | configurations — VAL servers, their OAuth client, their SLA
+// and the ss-ipp configuration resources they own.
 import { parseArgs } from 'node:util';
 import { recordAudit } from '../audit/store.ts';
 import { ClientExistsError, clientMetadata, findClient, InvalidClientError, registerClient } from '../oidc/clients.ts';
-import { PROVISIONING_SCOPE, VAL_SERVICE_SCOPE } from '../oidc/resources.ts';
-import { insertValServer, listValServers, updateValServer, ValServerExistsError, type ValServerChange, type ValServerRow } from '../provisioning/store.ts';
+import { PROVISIONING_SCOPE, SS_IPP_SCOPE, VAL_SERVICE_SCOPE } from '../oidc/resources.ts';
+import { configurationsOf } from '../provisioning/configurations.ts';
+import {
+  insertValServer,
+  listValServers,
+  updateValServer,
+  ValServerExistsError,
+  type ValServerChange,
+  type ValServerRow,
+} from '../provisioning/store.ts';
 import { atRestKeys } from '../oidc/at-rest.ts';
 import { CliError, withDatabase, type CliIo } from './context.ts';
 import { cliProvider } from './provider.ts';
 import { validateId } from './validate.ts';
 
 const USAGE = `usage: val-server add <requesterIdentity> --client-id ID [--secret S] --services a,b [--valid-until ISO] [--max-users N] [--endpoint URL]
-       val-server list [--json] · val-server disable|enable <requesterIdentity>
+       val-server list [--json] · val-server disable|enable <requesterIdentity> · val-server configurations <requesterIdentity> [--json]
        val-server update <requesterIdentity> [--services a,b] [--valid-until ISO|none] [--max-users N|none] [--endpoint URL|none]`;
 
-/** What a VAL server's client may ask for: the provisioning API, and tokens for SEAL servers (DESIGN, actors). */
-export const VAL_SERVER_SCOPE = `${PROVISIONING_SCOPE} ${VAL_SERVICE_SCOPE}`;
+/**
+ * What a VAL server's client may ask for: the provisioning APIs (`ss-ipp` is the TS 29.549 API's name, as 3GPP
+ * names NF service scopes), and tokens for SEAL servers (DESIGN, actors).
+ */
+export const VAL_SERVER_SCOPE = `${PROVISIONING_SCOPE} ${VAL_SERVICE_SCOPE} ${SS_IPP_SCOPE}`;
 
 // provisioned_by of the operator's `service grant`: a VAL server with this identity would share its entries.
 const RESERVED_IDENTITIES = new Set(['admin']);
@@ -30,6 +42,7 @@ export async function valServerCommand(args: string[], io: CliIo): Promise<void>
     return;
   }
   if (sub === 'update') return update(rest, io);
+  if (sub === 'configurations') return configurations(rest, io);
   if (sub === 'disable' || sub === 'enable') {
     const requesterIdentity = validateId('requester identity', rest[0]);
     const status = sub === 'disable' ? 'disabled' : 'active';
@@ -123,6 +136,20 @@ async function update(args: string[], io: CliIo): Promise<void> {
       details: { ...change, validUntil: change.validUntil === undefined ? undefined : (change.validUntil?.toISOString() ?? null) },
     });
     out(`updated VAL server ${requesterIdentity}`);
+  });
+}
+
+/** The ss-ipp configuration resources a VAL server owns: confId, created, updated, sizes (its compatibility one marked). */
+async function configurations(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  const requesterIdentity = validateId('requester identity', positionals[0]);
+  await withDatabase(io, async ({ database: { db }, out }) => {
+    const summaries = await configurationsOf(db, requesterIdentity);
+    if (!summaries) throw new CliError(`no VAL server ${requesterIdentity}`);
+    for (const c of summaries) {
+      const row = { confId: c.conf_id, createdAt: c.created_at.toISOString(), updatedAt: c.updated_at.toISOString(), services: c.services, valUserIds: c.users, valUeIds: c.ues, compatibility: c.compatibility };
+      out(values.json ? JSON.stringify(row) : [row.confId, row.createdAt, row.updatedAt, `${row.services} services`, `${row.valUserIds} VAL user IDs`, `${row.valUeIds} VAL UE IDs`, ...(row.compatibility ? ['(compatibility API)'] : [])].join('\t'));
+    }
   });
 }
 

@@ -76,6 +76,21 @@ const schema = z.object({
       }, 'must not have a query or fragment'),
     )
     .transform((u) => u.replace(/\/$/, '')),
+  // TS 29.501 clause 4.4.1 apiRoot ("{apiRoot}/ss-ipp/v1"): scheme, authority and an optional deployment prefix.
+  IDMS_API_ROOT: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined)
+    .pipe(
+      z
+        .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
+        .refine((u) => {
+          const url = new URL(u);
+          return !url.search && !url.hash;
+        }, 'must not have a query or fragment')
+        .transform((u) => u.replace(/\/+$/, ''))
+        .optional(),
+    ),
   IDMS_HOST: z.string().optional().transform((v) => v || '127.0.0.1'),
   IDMS_PORT: z
     .string()
@@ -147,6 +162,8 @@ export type Config = Readonly<{
   trustProxy: boolean;
   ttl: Readonly<{ accessToken: number; idToken: number; refreshToken: number; securityToken: number }>;
   defaultResource: string;
+  /** apiRoot of the 3GPP APIs (IDMS_API_ROOT; default the issuer's origin), without a trailing slash. */
+  apiRoot: string;
   workers: number;
   logLevel: LogLevel;
   /** undefined: decided by the process (text on a terminal, JSON otherwise). */
@@ -209,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       securityToken: e.IDMS_SECURITY_TOKEN_TTL,
     }),
     defaultResource: e.IDMS_DEFAULT_RESOURCE,
+    apiRoot: e.IDMS_API_ROOT ?? new URL(e.IDMS_ISSUER).origin,
     workers: e.IDMS_WORKERS ?? (production ? os.availableParallelism() : 1),
     logLevel: e.IDMS_LOG_LEVEL,
     logFormat: e.IDMS_LOG_FORMAT,

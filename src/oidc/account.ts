@@ -12,9 +12,12 @@ export type UserStanding = { status: UserStatus | undefined; services: string[];
 
 // All in one round trip (separate statements were a fifth of a refresh grant's time and half of an introspection's).
 // The services subquery is servicesOfUserQuery's (src/provisioning/store.ts), served by the (val_user_id,
-// val_service_id) index; the grant test is the adapter's find of a Grant (src/oidc/adapter.ts).
+// val_service_id) index, plus the services provisioned to the user's VAL UE IDs (val_user_ues, val_service_ues);
+// the grant test is the adapter's find of a Grant (src/oidc/adapter.ts).
 const STANDING = `select u.status,
-    array(select distinct s.val_service_id from val_service_users s where s.val_user_id = $1 order by s.val_service_id) as services,
+    array(select s.val_service_id from val_service_users s where s.val_user_id = $1
+          union select e.val_service_id from val_user_ues b join val_service_ues e on e.val_ue_id = b.val_ue_id where b.val_user_id = $1
+          order by 1) as services,
     exists(select 1 from oidc_payloads g where g.kind = 'Grant' and g.id = $2 and (g.expires_at is null or g.expires_at > now())) as grant_live
   from (select 1) as one left join val_users u on u.val_user_id = $1`;
 

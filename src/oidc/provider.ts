@@ -12,6 +12,7 @@ import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
 import { CLIENT_CREDENTIALS_GTY } from './access-tokens.ts';
 import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, PROVISIONING_SCOPE, resourceServerInfoForClient, validateClientResourceMetadata, VAL_SERVICE_SCOPE } from './resources.ts';
+import { defaultResourceFor, SS_IPP_SCOPE } from './resources.ts';
 
 export type ProviderDeps = {
   config: Config;
@@ -25,7 +26,7 @@ export type ProviderExtension = (provider: Provider, deps: ProviderDeps) => void
 
 export const OIDC_SCOPES = ['openid', 'offline_access', VAL_SERVICE_SCOPE] as const;
 /** The scopes oidc-provider knows statically; a client's `scope` metadata may hold only these (docs/oidc.md "Clients"). */
-export const STATIC_SCOPES: readonly string[] = [...OIDC_SCOPES, PROVISIONING_SCOPE];
+export const STATIC_SCOPES: readonly string[] = [...OIDC_SCOPES, PROVISIONING_SCOPE, SS_IPP_SCOPE];
 
 export function createProvider(deps: ProviderDeps, extensions: ProviderExtension[] = []): Provider {
   const { config, db, secrets } = deps;
@@ -120,7 +121,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (_ctx, _client, oneOf) => oneOf ?? config.defaultResource,
+        defaultResource: async (ctx, client, oneOf) => oneOf ?? defaultResourceFor(config, ctx.oidc?.params, client),
         // Client-aware (oidc-provider passes the client): the resource server's scopes narrowed to the client's
         // registered scope, invalid_scope for a requested scope the client is not registered for, and no tokens at
         // all for a VAL server whose SLA is disabled or expired. Every authorization, code, refresh and

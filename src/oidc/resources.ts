@@ -8,6 +8,9 @@ import type { SigningAlg } from './keys.ts';
 export const VAL_SERVICE_SCOPE = '3gpp:seal:val_service';
 export const PROVISIONING_SCOPE = '3gpp:seal:idm:provisioning';
 export const PROVISIONING_PATH = '/ss-idms-provisioning/v1';
+/** TS 29.549 SS_IdmParameterProvisioning: `{apiRoot}/ss-ipp/v1`; its API name doubles as a scope, as 3GPP NF service scopes are named. */
+export const SS_IPP_PATH = '/ss-ipp/v1';
+export const SS_IPP_SCOPE = 'ss-ipp';
 
 export type ResourceServerRow = {
   identifier: string;
@@ -21,9 +24,32 @@ export function provisioningResource(config: Config): string {
   return `${config.issuer}${PROVISIONING_PATH}`;
 }
 
-/** The RFC 8707 answer for one indicator: built-ins (default resource, provisioning API) first, then the table. */
+/** The ss-ipp API's base URL: its RFC 8707 resource indicator and the `aud` of the tokens it accepts. */
+export function ssIppResource(config: Config): string {
+  return `${config.apiRoot}${SS_IPP_PATH}`;
+}
+
+/**
+ * The resource of a token request that names none (features.resourceIndicators.defaultResource). TS 29.549 secures
+ * ss-ipp with client_credentials and defines no scope, so a VAL server (a client registered for the provisioning
+ * scope) asking client_credentials with no scope, with `ss-ipp`, or with `3gpp:seal:idm:provisioning` gets a token
+ * for ss-ipp; every other request keeps IDMS_DEFAULT_RESOURCE. Decided from the request and the client alone: no
+ * lookup on the token endpoint.
+ */
+export function defaultResourceFor(config: Config, params: { grant_type?: unknown; scope?: unknown } | undefined, client: { scope?: string } | undefined): string {
+  if (params?.grant_type === 'client_credentials' && client?.scope?.split(' ').includes(PROVISIONING_SCOPE)) {
+    const scopes = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
+    if (scopes.every((s) => s === SS_IPP_SCOPE || s === PROVISIONING_SCOPE)) return ssIppResource(config);
+  }
+  return config.defaultResource;
+}
+
+/** The RFC 8707 answer for one indicator: built-ins (default resource, provisioning APIs) first, then the table. */
 export async function resourceServerInfo(config: Config, db: Db, indicator: string): Promise<ResourceServer> {
   const jwt = (alg: SigningAlg) => ({ accessTokenFormat: 'jwt' as const, jwt: { sign: { alg } } });
+  if (indicator === ssIppResource(config)) {
+    return { scope: `${SS_IPP_SCOPE} ${PROVISIONING_SCOPE}`, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
+  }
   if (indicator === provisioningResource(config)) {
     return { scope: PROVISIONING_SCOPE, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
   }

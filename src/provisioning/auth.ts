@@ -15,10 +15,16 @@ const REALM = 'ss-idms-provisioning';
 // RFC 6750 §2.1: b64token syntax.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
+/**
+ * Which API a bearerAuth guards: its audience (RFC 9068 `aud`), its RFC 6750 realm, and the scope it requires, if
+ * any. Default: the seed-named API (scope 3gpp:seal:idm:provisioning). TS 29.549 defines no scope for ss-ipp.
+ */
+export type GuardedApi = { audience: string; realm: string; scope?: string };
+
 /** Sets ctx.state.caller to the VAL server bound to the token's client, or throws a 401/403 problem. */
-export function bearerAuth(deps: AuthDeps): Koa.Middleware {
-  const audience = provisioningResource(deps.config);
-  const challenge = (params = '') => `Bearer realm="${REALM}", scope="${PROVISIONING_SCOPE}"${params}`;
+export function bearerAuth(deps: AuthDeps, api: GuardedApi = { audience: provisioningResource(deps.config), realm: REALM, scope: PROVISIONING_SCOPE }): Koa.Middleware {
+  const { audience } = api;
+  const challenge = (params = '') => `Bearer realm="${api.realm}"${api.scope ? `, scope="${api.scope}"` : ''}${params}`;
   return async (ctx, next) => {
     const header = ctx.get('authorization');
     // RFC 6750 §3.1: a request without credentials gets the challenge without an error code.
@@ -32,8 +38,8 @@ export function bearerAuth(deps: AuthDeps): Koa.Middleware {
     // RFC 9068 §4: the resource server checks that it is the token's audience (a token for an S-KMS is not for us).
     const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!aud.includes(audience)) throw forbidden('TOKEN_AUDIENCE_MISMATCH', `the access token is not for ${audience}`);
-    if (!String(claims.scope ?? '').split(' ').includes(PROVISIONING_SCOPE)) {
-      throw forbidden('INSUFFICIENT_SCOPE', `the access token lacks the scope ${PROVISIONING_SCOPE}`, {
+    if (api.scope && !String(claims.scope ?? '').split(' ').includes(api.scope)) {
+      throw forbidden('INSUFFICIENT_SCOPE', `the access token lacks the scope ${api.scope}`, {
         headers: { 'WWW-Authenticate': challenge(', error="insufficient_scope"') },
       });
     }

@@ -62,14 +62,25 @@ export function payloadTooLarge(limit: number): ProblemError {
   });
 }
 
-export function unsupportedMediaType(expected: string): ProblemError {
+export function unsupportedMediaType(expected: string, headers?: Record<string, string>): ProblemError {
   return new ProblemError({
     status: 415,
     title: 'Unsupported Media Type',
     cause: 'UNSUPPORTED_MEDIA_TYPE',
     detail: `the request body must be ${expected}`,
     invalidParams: [{ param: 'Content-Type', reason: `must be ${expected}` }],
+    headers,
   });
+}
+
+/** RFC 9110 §15.5.12: a body-bearing request that declares neither Content-Length nor Transfer-Encoding. */
+export function lengthRequired(): ProblemError {
+  return new ProblemError({ status: 411, title: 'Length Required', cause: 'LENGTH_REQUIRED', detail: 'the request needs a body with a Content-Length', invalidParams: [{ param: 'Content-Length', reason: 'missing' }] });
+}
+
+/** RFC 9110 §15.5.7: the Accept header rules out every representation the resource has. */
+export function notAcceptable(available: string): ProblemError {
+  return new ProblemError({ status: 406, title: 'Not Acceptable', cause: 'NOT_ACCEPTABLE', detail: `the resource is available as ${available} only`, invalidParams: [{ param: 'Accept', reason: `must accept ${available}` }] });
 }
 
 export function notFound(detail: string): ProblemError {
@@ -94,11 +105,15 @@ export type ProblemBody = {
   instance: string;
   cause: string;
   invalidParams?: InvalidParam[];
-  result: 'FAILURE';
+  /** Only on the seed-named API (TS 23.434 table 12.3.2.2-1); TS 29.122 ProblemDetails (ss-ipp) has no such field. */
+  result?: 'FAILURE';
 };
 
-/** Maps anything thrown below it to a problem+json response; unexpected errors become a 500 with a log reference. */
-export function problemMiddleware(log: (line: string) => void): Koa.Middleware {
+/**
+ * Maps anything thrown below it to a problem+json response; unexpected errors become a 500 with a log reference.
+ * `result`: add the seed-named API's `"result": "FAILURE"` (default); ss-ipp answers plain TS 29.122 ProblemDetails.
+ */
+export function problemMiddleware(log: (line: string) => void, options: { result: boolean } = { result: true }): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
@@ -116,7 +131,7 @@ export function problemMiddleware(log: (line: string) => void): Koa.Middleware {
         cause: problem.problemCause,
         ...(problem.invalidParams ? { invalidParams: problem.invalidParams } : {}),
         // TS 23.434 table 12.3.2.2-1: the response carries the result of the operation.
-        result: 'FAILURE',
+        ...(options.result ? { result: 'FAILURE' as const } : {}),
       };
       ctx.body = body;
       ctx.type = 'application/problem+json';

@@ -1,17 +1,16 @@
-// HTTP routes of SS_IdmsVALServerProvisioning (TS 23.434 clause 12.4.3) under /ss-idms-provisioning/v1: read and
-// validate input, call one service function, shape the response. Errors are thrown and rendered by problem.ts.
+// HTTP routes of the seed-named SS_IdmsVALServerProvisioning (TS 23.434 draft clause 12.4.3) under
+// /ss-idms-provisioning/v1, kept as a compatibility surface over the same service layer and data as ss-ipp
+// (ss-ipp-routes.ts, which new integrations use): read and validate input, call one service function, shape the
+// response. Errors are thrown and rendered by problem.ts.
 import fs from 'node:fs';
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { recordAudit } from '../audit/store.ts';
-import { readBody } from '../http/body.ts';
 import { PROVISIONING_PATH } from '../oidc/resources.ts';
-import type { ApiDeps } from '../server.ts';
 import { bearerAuth } from './auth.ts';
-import { badRequest, methodNotAllowed, notFound, problemMiddleware, toProblem, unsupportedMediaType } from './problem.ts';
+import { auditFailures, readJson, type ApiDeps } from './http.ts';
+import { methodNotAllowed, notFound, problemMiddleware } from './problem.ts';
 import {
   changeConfigurationSchema,
-  MAX_BODY_BYTES,
   parseBody,
   parsePage,
   parseValServiceId,
@@ -25,7 +24,7 @@ const OPENAPI = fs.readFileSync(new URL('./openapi.yaml', import.meta.url), 'utf
 export function provisioningApi(deps: ApiDeps): Koa.Middleware {
   const router = new Router({ prefix: PROVISIONING_PATH });
   const authenticate = bearerAuth(deps);
-  const audited = (action: string) => auditFailures(deps, action);
+  const audited = (action: string) => auditFailures(deps, action, 'valServiceId');
   const caller = (ctx: Koa.Context) => ctx.state.caller as Caller;
 
   router.get('/openapi.yaml', (ctx) => {
@@ -77,39 +76,4 @@ function respond(ctx: Koa.Context, body: object): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.status = 200;
   ctx.body = body;
-}
-
-async function readJson(ctx: Koa.Context): Promise<unknown> {
-  const type = ctx.is('application/json');
-  if (type === null || ctx.request.length === 0) throw badRequest('INVALID_MSG_FORMAT', 'a JSON request body is required', [{ param: '', reason: 'missing body' }]);
-  if (type === false) throw unsupportedMediaType('application/json');
-  const text = await readBody(ctx, MAX_BODY_BYTES);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw badRequest('INVALID_MSG_FORMAT', 'the request body is not valid JSON', [{ param: '', reason: err instanceof Error ? err.message.slice(0, 200) : 'invalid JSON' }]);
-  }
-}
-
-/**
- * Audits a failed operation (success is audited by the service inside its transaction) and passes the problem on.
- * Recorded after the rollback, so the event survives it.
- */
-function auditFailures(deps: ApiDeps, action: string): Koa.Middleware {
-  return async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      const problem = toProblem(err, ctx, deps.log);
-      const subject = (ctx.state.subject as string | undefined) ?? (ctx.params as Record<string, string> | undefined)?.valServiceId;
-      await recordAudit(deps.db, {
-        actor: (ctx.state.actor as string | undefined) ?? 'anonymous',
-        action,
-        subject: subject?.slice(0, 1024),
-        result: 'failure',
-        details: { status: problem.status, cause: problem.problemCause, ...(problem.detail ? { detail: problem.detail } : {}) },
-      }).catch((e: unknown) => deps.log(`audit of a failed ${action} could not be written: ${String(e)}`));
-      throw problem;
-    }
-  };
 }

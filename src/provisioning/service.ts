@@ -5,9 +5,12 @@ import { recordAudit } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { forbidden } from './problem.ts';
 import { encodeCursor, type ChangeConfigurationRequest, type Page, type ProvideConfigurationRequest } from './schema.ts';
+import { newConfId } from './ss-ipp-schema.ts';
 import {
   addServiceUsers,
   clearServiceUsers,
+  compatibilityConfiguration,
+  dropEmptyConfigurations,
   countServiceUsers,
   findValServerByClientId,
   listServiceUsers,
@@ -55,11 +58,17 @@ function quotaExceeded(row: ValServerRow, valServiceId: string, count: number, p
   });
 }
 
-async function lockedSla(trx: Knex.Transaction, caller: Caller, services: { valServiceId: string; where: string }[], now: Date): Promise<ValServerRow> {
+/**
+ * The checked SLA, then (when the call adds entries) the caller's compatibility configuration, where this API's new
+ * entries go so that ss-ipp reads them too, then the services' locks: the lock order of every provisioning writer
+ * (src/provisioning/configurations.ts).
+ */
+async function lockedSla(trx: Knex.Transaction, caller: Caller, services: { valServiceId: string; where: string }[], now: Date, adds = false): Promise<{ sla: ValServerRow; confId: string | null }> {
   const row = checkSla(await findValServerByClientId(trx, caller.clientId, 'share'), caller, services, now);
+  const confId = adds ? await compatibilityConfiguration(trx, row.requester_identity, newConfId()) : null;
   // Concurrent writers of one service queue here, so each replace sees the committed result of the previous one.
   await lockServices(trx, services.map((s) => s.valServiceId));
-  return row;
+  return { sla: row, confId };
 }
 
 /**
@@ -75,16 +84,18 @@ export async function provideConfiguration(db: Db, caller: Caller, request: Prov
   }
   const services = request.valServiceInfos.map((s, i) => ({ valServiceId: s.valServiceId, where: `/valServiceInfos/${i}/valServiceId` }));
   return db.transaction(async (trx) => {
-    const sla = await lockedSla(trx, caller, services, now);
+    const { sla, confId } = await lockedSla(trx, caller, services, now, request.valServiceInfos.some((s) => s.valUserIds.length > 0));
     if (sla.max_users_per_service !== null) {
       const i = request.valServiceInfos.findIndex((s) => s.valUserIds.length > sla.max_users_per_service!);
       if (i >= 0) throw quotaExceeded(sla, request.valServiceInfos[i]!.valServiceId, request.valServiceInfos[i]!.valUserIds.length, `/valServiceInfos/${i}/valUserIds`);
     }
     const outcomes: ServiceOutcome[] = [];
     for (const { valServiceId, valUserIds } of request.valServiceInfos) {
-      const { added, removed } = await replaceServiceUsers(trx, valServiceId, sla.requester_identity, valUserIds);
+      const { added, removed } = await replaceServiceUsers(trx, valServiceId, sla.requester_identity, valUserIds, confId);
       outcomes.push({ valServiceId, users: valUserIds.length, added, removed });
     }
+    // A compatibility configuration that got nothing new and lost its last entries goes (TS 29.549 valSvcConf minItems 1).
+    if (confId) await dropEmptyConfigurations(trx, [confId]);
     // Written in the same transaction: there is no committed change without its audit event.
     await recordAudit(trx, { actor: sla.requester_identity, action: AUDIT_ACTIONS.provide, subject: services.map((s) => s.valServiceId).join(','), result: 'success', details: { services: outcomes } });
     return outcomes;
@@ -94,9 +105,11 @@ export async function provideConfiguration(db: Db, caller: Caller, request: Prov
 /** PATCH: adds and removes VAL user IDs in the caller's entries of one VAL service; the quota holds afterwards. */
 export async function changeConfiguration(db: Db, caller: Caller, valServiceId: string, change: ChangeConfigurationRequest, now: Date): Promise<{ added: number; removed: number }> {
   return db.transaction(async (trx) => {
-    const sla = await lockedSla(trx, caller, [{ valServiceId, where: 'valServiceId' }], now);
-    const removed = await removeServiceUsers(trx, valServiceId, change.remove, sla.requester_identity);
-    const added = await addServiceUsers(trx, valServiceId, change.add, sla.requester_identity);
+    const { sla, confId } = await lockedSla(trx, caller, [{ valServiceId, where: 'valServiceId' }], now, change.add.length > 0);
+    const removed = await removeServiceUsers(trx, valServiceId, change.remove, sla.requester_identity, confId);
+    const added = await addServiceUsers(trx, valServiceId, change.add, sla.requester_identity, confId);
+    // A compatibility configuration that got nothing new and lost its last entries goes (TS 29.549 valSvcConf minItems 1).
+    if (confId) await dropEmptyConfigurations(trx, [confId]);
     if (sla.max_users_per_service !== null && added > 0) {
       const count = await countServiceUsers(trx, valServiceId, sla.requester_identity);
       if (count > sla.max_users_per_service) throw quotaExceeded(sla, valServiceId, count, '/add');
@@ -109,7 +122,7 @@ export async function changeConfiguration(db: Db, caller: Caller, valServiceId: 
 /** DELETE: removes every entry the caller provisioned for one VAL service. */
 export async function deleteConfiguration(db: Db, caller: Caller, valServiceId: string, now: Date): Promise<{ removed: number }> {
   return db.transaction(async (trx) => {
-    const sla = await lockedSla(trx, caller, [{ valServiceId, where: 'valServiceId' }], now);
+    const { sla } = await lockedSla(trx, caller, [{ valServiceId, where: 'valServiceId' }], now);
     const removed = await clearServiceUsers(trx, valServiceId, sla.requester_identity);
     await recordAudit(trx, { actor: sla.requester_identity, action: AUDIT_ACTIONS.delete, subject: valServiceId, result: 'success', details: { removed } });
     return { removed };

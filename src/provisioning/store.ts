@@ -6,68 +6,90 @@ import type { Db } from '../db/knex.ts';
 
 /** The query behind servicesOfUser, exposed so the benchmark can EXPLAIN exactly what token issuance runs. */
 export function servicesOfUserQuery(db: Db, valUserId: string): Knex.QueryBuilder {
-  // distinct: two VAL servers may both have provisioned the user for a shared VAL service.
-  return db('val_service_users').distinct('val_service_id').where({ val_user_id: valUserId }).orderBy('val_service_id');
+  // union (distinct): two VAL servers may both have provisioned the user for a shared VAL service, directly or
+  // through one of the user's VAL UE IDs (TS 29.549 ValTargetUe.valUeId; val_user_ues binds UEs to users).
+  return db('val_service_users')
+    .select('val_service_id')
+    .where({ val_user_id: valUserId })
+    .union((q) => q.select('e.val_service_id').from('val_user_ues as b').join('val_service_ues as e', 'e.val_ue_id', 'b.val_ue_id').where('b.val_user_id', valUserId))
+    .orderBy('val_service_id');
 }
 
 /** The VAL service IDs a VAL user is provisioned for, sorted; served by the (val_user_id, val_service_id) index. */
 export async function servicesOfUser(db: Db, valUserId: string): Promise<string[]> {
-  return servicesOfUserQuery(db, valUserId).pluck('val_service_id');
+  return ((await servicesOfUserQuery(db, valUserId)) as { val_service_id: string }[]).map((r) => r.val_service_id);
 }
 
-/** Adds users to a service on behalf of one provisioner (its existing entries are kept); returns how many were new. */
-export async function addServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy: string): Promise<number> {
+/**
+ * Adds users to a service on behalf of one provisioner (its existing entries are kept, in whichever configuration
+ * they are); returns how many were new to it. `confId`: the configuration the new entries belong to (the
+ * provisioner's compatibility configuration for the seed-named API; none for the operator's grants).
+ */
+export async function addServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy: string, confId: string | null = null): Promise<number> {
   if (valUserIds.length === 0) return 0;
   const res = await db.raw(
-    `insert into val_service_users (val_service_id, val_user_id, provisioned_by)
-     select ?, u, ? from unnest(?::text[]) as u
+    `insert into val_service_users (val_service_id, val_user_id, provisioned_by, conf_id)
+     select ?, u, ?, ? from unnest(?::text[]) as u
+     where not exists (select 1 from val_service_users v where v.val_service_id = ? and v.provisioned_by = ? and v.val_user_id = u)
      on conflict do nothing`,
-    [valServiceId, provisionedBy, valUserIds],
+    [valServiceId, provisionedBy, confId, valUserIds, valServiceId, provisionedBy],
   );
   return res.rowCount as number;
+}
+
+/**
+ * Runs a delete on val_service_users that returns (conf_id, val_user_id); answers how many distinct users went, and
+ * drops the configurations it emptied, except `keep` (the one the caller is about to write into).
+ */
+async function deleteEntries(db: Db, sql: string, bindings: readonly Knex.RawBinding[], keep: string | null = null): Promise<number> {
+  const { rows } = await db.raw(`with gone as (${sql} returning conf_id, val_user_id)
+    select count(distinct val_user_id)::int as n, coalesce(array_agg(distinct conf_id) filter (where conf_id is not null), '{}') as confs from gone`, bindings);
+  await dropEmptyConfigurations(db, (rows[0].confs as string[]).filter((c) => c !== keep));
+  return rows[0].n as number;
 }
 
 /**
  * Removes users from a service; returns how many entries went. With a provisioner, only its own entries;
  * without one (the operator's `service revoke`), every provisioner's.
  */
-export async function removeServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy?: string): Promise<number> {
+export async function removeServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy?: string, keep: string | null = null): Promise<number> {
   if (valUserIds.length === 0) return 0;
-  const res = provisionedBy === undefined
-    ? await db.raw('delete from val_service_users where val_service_id = ? and val_user_id = any(?::text[])', [valServiceId, valUserIds])
-    : await db.raw('delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id = any(?::text[])', [valServiceId, provisionedBy, valUserIds]);
-  return res.rowCount as number;
+  return provisionedBy === undefined
+    ? deleteEntries(db, 'delete from val_service_users where val_service_id = ? and val_user_id = any(?::text[])', [valServiceId, valUserIds])
+    : deleteEntries(db, 'delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id = any(?::text[])', [valServiceId, provisionedBy, valUserIds], keep);
 }
 
 /**
  * Makes one provisioner's entries for a service exactly the given set (TS 23.434 clause 12.3.4.2 replace
  * semantics): two statements whatever the size, an anti-join delete and an insert of what is missing.
  */
-export async function replaceServiceUsers(db: Db, valServiceId: string, provisionedBy: string, valUserIds: string[]): Promise<{ added: number; removed: number }> {
+export async function replaceServiceUsers(db: Db, valServiceId: string, provisionedBy: string, valUserIds: string[], confId: string | null = null): Promise<{ added: number; removed: number }> {
   // `<> all(constant array)` is evaluated with a hash table (PostgreSQL 15+) whatever the statistics say; an
   // anti-join against unnest() can be planned as a nested loop (quadratic) right after a bulk insert, before ANALYZE.
-  const removed = await db.raw('delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id <> all(?::text[])', [
-    valServiceId,
-    provisionedBy,
-    valUserIds,
-  ]);
-  const added = await addServiceUsers(db, valServiceId, valUserIds, provisionedBy);
-  return { added, removed: removed.rowCount as number };
+  const removed = await deleteEntries(
+    db,
+    'delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id <> all(?::text[])',
+    [valServiceId, provisionedBy, valUserIds],
+    confId,
+  );
+  const added = await addServiceUsers(db, valServiceId, valUserIds, provisionedBy, confId);
+  return { added, removed };
 }
 
-/** Removes all of one provisioner's entries for a service; returns how many went. */
+/** Removes all of one provisioner's VAL user entries for a service (in all its configurations); returns how many users went. */
 export async function clearServiceUsers(db: Db, valServiceId: string, provisionedBy: string): Promise<number> {
-  return db('val_service_users').where({ val_service_id: valServiceId, provisioned_by: provisionedBy }).delete();
+  return deleteEntries(db, 'delete from val_service_users where val_service_id = ? and provisioned_by = ?', [valServiceId, provisionedBy]);
 }
 
+/** How many distinct VAL users and VAL UE IDs one provisioner has for a service, over all its configurations (the SLA quota). */
 export async function countServiceUsers(db: Db, valServiceId: string, provisionedBy: string): Promise<number> {
-  const row = (await db('val_service_users').where({ val_service_id: valServiceId, provisioned_by: provisionedBy }).count({ n: '*' }).first()) as { n: number };
-  return row.n;
+  return (await countServiceTargets(db, [valServiceId], provisionedBy)).get(valServiceId) ?? 0;
 }
 
-/** One page of a provisioner's VAL user IDs for a service, in ID order (keyset pagination on the primary key). */
+/** One page of a provisioner's VAL user IDs for a service, in ID order (keyset pagination on the unique key). */
 export async function listServiceUsers(db: Db, valServiceId: string, provisionedBy: string, page: { after?: string; limit: number }): Promise<string[]> {
-  const q = db('val_service_users').where({ val_service_id: valServiceId, provisioned_by: provisionedBy });
+  // distinct: the same user may be in two of the provisioner's configurations.
+  const q = db('val_service_users').distinct('val_user_id').where({ val_service_id: valServiceId, provisioned_by: provisionedBy });
   if (page.after !== undefined) q.andWhere('val_user_id', '>', page.after);
   // The cursor comparison and the order use the same (column) collation, so pages neither overlap nor skip.
   return q.orderBy('val_user_id').limit(page.limit).pluck('val_user_id');
@@ -166,4 +188,195 @@ export async function updateValServer(db: Db, requesterIdentity: string, change:
 
 export async function listValServers(db: Db): Promise<ValServerRow[]> {
   return (await db('val_servers').select('*').orderBy('requester_identity')) as ValServerRow[];
+}
+
+// ---- TS 29.549 configuration resources (val_service_configurations) and VAL UE IDs (val_service_ues, val_user_ues)
+
+export type ConfigurationRow = {
+  conf_id: string;
+  owner: string;
+  supp_feat: string;
+  compatibility: boolean;
+  created_at: Date;
+  updated_at: Date;
+};
+
+/** One (VAL service, target) pair of a configuration: `valUserId` entries live in val_service_users, `valUeId` ones in val_service_ues. */
+export type ConfigurationPair = { valServiceId: string; kind: 'user' | 'ue'; id: string };
+
+export async function insertConfiguration(db: Db, row: { confId: string; owner: string; suppFeat: string }): Promise<void> {
+  await db('val_service_configurations').insert({ conf_id: row.confId, owner: row.owner, supp_feat: row.suppFeat });
+}
+
+/** A configuration of one owner, or undefined (another owner's is not found either); `update` locks its row until the transaction ends. */
+export async function findConfiguration(db: Db, confId: string, owner: string, lock?: 'update'): Promise<ConfigurationRow | undefined> {
+  const q = db('val_service_configurations').where({ conf_id: confId, owner }).first();
+  if (lock === 'update') q.forUpdate();
+  return (await q) as ConfigurationRow | undefined;
+}
+
+/** An owner's configurations, oldest first; `confIds` narrows them to those. */
+export async function listConfigurations(db: Db, owner: string, confIds?: string[]): Promise<ConfigurationRow[]> {
+  const q = db('val_service_configurations').where({ owner });
+  if (confIds) q.whereIn('conf_id', confIds);
+  return (await q.orderBy([{ column: 'created_at' }, { column: 'conf_id' }])) as ConfigurationRow[];
+}
+
+export async function touchConfiguration(db: Db, confId: string, suppFeat?: string): Promise<void> {
+  await db('val_service_configurations').where({ conf_id: confId }).update({ updated_at: db.fn.now(), ...(suppFeat !== undefined ? { supp_feat: suppFeat } : {}) });
+}
+
+/** Deletes a configuration; its pairs go with it (foreign keys, on delete cascade). False when it was not there. */
+export async function deleteConfigurationRow(db: Db, confId: string, owner: string): Promise<boolean> {
+  return (await db('val_service_configurations').where({ conf_id: confId, owner }).delete()) > 0;
+}
+
+/**
+ * The owner's compatibility configuration (where the seed-named API's new entries go), created on first use and
+ * locked until the transaction ends, so seed-API writers of one VAL server take it before any service lock.
+ */
+export async function compatibilityConfiguration(db: Db, owner: string, newConfId: string): Promise<string> {
+  const { rows } = await db.raw(
+    `insert into val_service_configurations (conf_id, owner, compatibility) values (?, ?, true)
+     on conflict (owner) where compatibility do update set updated_at = now()
+     returning conf_id`,
+    [newConfId, owner],
+  );
+  return rows[0].conf_id as string;
+}
+
+/**
+ * Drops the given configurations that no longer have any pair (the seed-named API or `service revoke` removed
+ * their last entries): a configuration resource always has at least one VAL service (TS 29.549 valSvcConf
+ * minItems 1). One held by a concurrent writer is skipped: that writer leaves it non-empty or deletes it.
+ */
+export async function dropEmptyConfigurations(db: Db, confIds: string[]): Promise<void> {
+  if (confIds.length === 0) return;
+  await db.raw(
+    `delete from val_service_configurations c
+     where c.conf_id in (select conf_id from val_service_configurations where conf_id = any(?::text[]) for update skip locked)
+       and not exists (select 1 from val_service_users v where v.conf_id = c.conf_id)
+       and not exists (select 1 from val_service_ues e where e.conf_id = c.conf_id)`,
+    [confIds],
+  );
+}
+
+/** The VAL services a configuration currently names. */
+export async function configurationServices(db: Db, confId: string): Promise<string[]> {
+  const { rows } = await db.raw(
+    `select val_service_id from val_service_users where conf_id = ? union select val_service_id from val_service_ues where conf_id = ?`,
+    [confId, confId],
+  );
+  return rows.map((r: { val_service_id: string }) => r.val_service_id);
+}
+
+export async function countConfigurationPairs(db: Db, confId: string): Promise<number> {
+  const { rows } = await db.raw(
+    `select (select count(*) from val_service_users where conf_id = ?) + (select count(*) from val_service_ues where conf_id = ?) as n`,
+    [confId, confId],
+  );
+  return Number(rows[0].n);
+}
+
+/** The pairs of the given configurations, grouped by configuration; per service, VAL user IDs then VAL UE IDs, each in ID order. */
+export async function configurationPairs(db: Db, confIds: string[]): Promise<Map<string, ConfigurationPair[]>> {
+  const byConf = new Map<string, ConfigurationPair[]>();
+  if (confIds.length === 0) return byConf;
+  const { rows } = await db.raw(
+    `select conf_id, val_service_id, 'user' as kind, val_user_id as id from val_service_users where conf_id = any(?::text[])
+     union all
+     select conf_id, val_service_id, 'ue', val_ue_id from val_service_ues where conf_id = any(?::text[])
+     order by conf_id, val_service_id, kind desc, id`,
+    [confIds, confIds],
+  );
+  for (const r of rows as { conf_id: string; val_service_id: string; kind: 'user' | 'ue'; id: string }[]) {
+    let pairs = byConf.get(r.conf_id);
+    if (!pairs) byConf.set(r.conf_id, (pairs = []));
+    pairs.push({ valServiceId: r.val_service_id, kind: r.kind, id: r.id });
+  }
+  return byConf;
+}
+
+// Pairs travel as parallel arrays (services[i], ids[i]); a key joins them with a space, which no ID contains (src/users/ids.ts).
+const pairKey = (valServiceId: string, id: string) => `${valServiceId} ${id}`;
+
+/**
+ * Makes a configuration's pairs exactly `pairs` (POST, PUT, PATCH): per target kind, one delete of what is no longer
+ * listed (`<> all(array)`, hashed) and one insert of what is missing, whatever the size. Returns the pairs added and removed.
+ */
+export async function replaceConfigurationPairs(db: Db, confId: string, owner: string, pairs: ConfigurationPair[], fresh: boolean): Promise<{ added: number; removed: number }> {
+  let added = 0;
+  let removed = 0;
+  for (const kind of ['user', 'ue'] as const) {
+    const mine = pairs.filter((p) => p.kind === kind);
+    const services = mine.map((p) => p.valServiceId);
+    const ids = mine.map((p) => p.id);
+    const [table, column] = kind === 'user' ? ['val_service_users', 'val_user_id'] : ['val_service_ues', 'val_ue_id'];
+    if (!fresh) {
+      const res = await db.raw(`delete from ${table} where conf_id = ? and (val_service_id || ' ' || ${column}) <> all(?::text[])`, [confId, mine.map((p) => pairKey(p.valServiceId, p.id))]);
+      removed += res.rowCount as number;
+    }
+    if (mine.length === 0) continue;
+    const res = await db.raw(
+      `insert into ${table} (conf_id, val_service_id, ${column}, provisioned_by)
+       select ?, s, i, ? from unnest(?::text[], ?::text[]) as t(s, i)
+       on conflict do nothing`,
+      [confId, owner, services, ids],
+    );
+    added += res.rowCount as number;
+  }
+  return { added, removed };
+}
+
+/** Per service: the distinct VAL users plus VAL UE IDs one provisioner has over all its configurations (the SLA quota counts these). */
+export async function countServiceTargets(db: Db, valServiceIds: string[], provisionedBy: string): Promise<Map<string, number>> {
+  const { rows } = await db.raw(
+    `select s as val_service_id,
+       (select count(distinct val_user_id) from val_service_users where val_service_id = s and provisioned_by = ?)
+       + (select count(distinct val_ue_id) from val_service_ues where val_service_id = s and provisioned_by = ?) as n
+     from unnest(?::text[]) as s`,
+    [provisionedBy, provisionedBy, valServiceIds],
+  );
+  return new Map(rows.map((r: { val_service_id: string; n: string | number }) => [r.val_service_id, Number(r.n)]));
+}
+
+export type ConfigurationSummary = ConfigurationRow & { services: number; users: number; ues: number };
+
+/** An owner's configurations with their sizes (the CLI's `val-server configurations`). */
+export async function configurationSummaries(db: Db, owner: string): Promise<ConfigurationSummary[]> {
+  const { rows } = await db.raw(
+    `select c.*,
+       (select count(*) from (select val_service_id from val_service_users where conf_id = c.conf_id
+                              union select val_service_id from val_service_ues where conf_id = c.conf_id) s)::int as services,
+       (select count(*) from val_service_users where conf_id = c.conf_id)::int as users,
+       (select count(*) from val_service_ues where conf_id = c.conf_id)::int as ues
+     from val_service_configurations c where c.owner = ? order by c.created_at, c.conf_id`,
+    [owner],
+  );
+  return rows as ConfigurationSummary[];
+}
+
+export class UeIdBoundError extends Error {}
+
+/**
+ * Binds VAL UE IDs to a VAL user (a UE ID belongs to at most one user); binding one already bound to this user is a
+ * no-op. Throws UeIdBoundError, binding nothing, when one is bound to another user. Returns how many were new.
+ */
+export async function bindUeIds(db: Db, valUserId: string, valUeIds: string[]): Promise<number> {
+  if (valUeIds.length === 0) return 0;
+  return db.transaction(async (trx) => {
+    const res = await trx.raw(`insert into val_user_ues (val_ue_id, val_user_id) select e, ? from unnest(?::text[]) as e on conflict do nothing`, [valUserId, valUeIds]);
+    const taken = await trx('val_user_ues').whereIn('val_ue_id', valUeIds).whereNot({ val_user_id: valUserId }).pluck('val_ue_id');
+    if (taken.length) throw new UeIdBoundError(`VAL UE ID ${taken.slice(0, 5).join(', ')} is already bound to another VAL user`);
+    return res.rowCount as number;
+  });
+}
+
+/** Unbinds VAL UE IDs from a VAL user; returns how many were bound to them. */
+export async function unbindUeIds(db: Db, valUserId: string, valUeIds: string[]): Promise<number> {
+  return db('val_user_ues').where({ val_user_id: valUserId }).whereIn('val_ue_id', valUeIds).delete();
+}
+
+export async function ueIdsOfUser(db: Db, valUserId: string): Promise<string[]> {
+  return db('val_user_ues').where({ val_user_id: valUserId }).orderBy('val_ue_id').pluck('val_ue_id');
 }
