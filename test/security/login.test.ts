@@ -9,6 +9,12 @@ import { hashPassword, verifyPassword } from '../../src/users/passwords.ts';
 import type { ThrottlePolicy } from '../../src/users/throttle.ts';
 import { authRequest, insecure, login, median, openLoginForm, PASSWORDS, provision, submitLogin, type Deployment } from './support.ts';
 
+/** "José" with a precomposed é (NFC, as stored) and with e + combining acute (NFD): one name, two spellings. */
+const JOSE_NFC = 'Jos\u00e9-val';
+const JOSE_NFD = 'Jose\u0301-val';
+/** A user whose ID holds U+FFFD, the character a lone surrogate would collapse into. */
+const REPLACEMENT_USER = 'sur\ufffdid';
+
 const RELAXED: ThrottlePolicy = { windowSeconds: 900, userLimit: 10_000, addressLimit: 10_000, lockSeconds: 30, maxLockSeconds: 900 };
 const STRICT: ThrottlePolicy = { windowSeconds: 900, userLimit: 3, addressLimit: 6, lockSeconds: 30, maxLockSeconds: 900 };
 
@@ -27,7 +33,9 @@ beforeAll(async () => {
   await cliOk(d.server.env, ['user', 'add', 'disabled-user', '--password', 'disabled-password-1']);
   await cliOk(d.server.env, ['user', 'disable', 'disabled-user']);
   for (const user of ['carol', 'dave', 'erin', 'frank']) await cliOk(d.server.env, ['user', 'add', user, '--password', `${user}-password-1`]);
-  await cliOk(d.server.env, ['service', 'grant', 'mcptt-1', 'mallory', 'carol', 'dave', 'erin', 'frank']);
+  await cliOk(d.server.env, ['user', 'add', JOSE_NFC, '--password', 'jose-password-1']);
+  await cliOk(d.server.env, ['user', 'add', REPLACEMENT_USER, '--password', 'replacement-password-1']);
+  await cliOk(d.server.env, ['service', 'grant', 'mcptt-1', 'mallory', 'carol', 'dave', 'erin', 'frank', JOSE_NFC, REPLACEMENT_USER]);
 });
 
 afterAll(async () => {
@@ -238,5 +246,82 @@ describe('session fixation (OWASP session management)', () => {
     victim.jar.store(new Response(null, { headers: [['set-cookie', `${SESSION}=attacker-chosen-session-id; path=/`]] }));
     await login(d.ue, 'alice', {}, victim);
     expect(victim.jar.get(SESSION)).not.toBe('attacker-chosen-session-id');
+  });
+});
+
+describe('the login page and the VAL user ID rule (issue 10 item 8)', () => {
+  test('`{{…}}` typed as the VAL user ID comes back as typed, escaped once; the page does not grow with it', async () => {
+    const form = await openLoginForm(d.ue);
+    const page = async (id: string) => {
+      const res = await submitLogin(form, { csrf: form.csrf, val_user_id: id, password: 'wrong-password-1' });
+      expect(res.status).toBe(400);
+      return res.text();
+    };
+    const typed = '{{body}}{{title}}{{{body}}}';
+    const plain = 'x'.repeat(typed.length);
+    const [withMustaches, withPlain] = [await page(typed), await page(plain)];
+    expect(withMustaches).toContain(`value="${typed}"`);
+    // Same length of input, same page: nothing in the input expanded into another template variable.
+    expect(withMustaches.length).toBe(withPlain.length);
+    expect(withMustaches.match(/<title>/g)).toHaveLength(1);
+  });
+
+  test('the NFC and NFD spellings of one VAL user ID sign in as one user, whose sub is the NFC form', async () => {
+    const subOf = async (typed: string) => {
+      const req = await authRequest(d.ue);
+      const callback = await new Browser().login(req.url, typed, 'jose-password-1', req.redirectUri);
+      const tokens = await oidc.authorizationCodeGrant(d.ue, new URL(callback), { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
+      return tokens.claims()?.sub;
+    };
+    expect(await subOf(JOSE_NFC)).toBe(JOSE_NFC);
+    expect(await subOf(JOSE_NFD)).toBe(JOSE_NFC);
+    const actors = await database.db('audit_events').where({ action: 'login', result: 'success' }).whereIn('actor', [JOSE_NFC, JOSE_NFD]).pluck('actor');
+    expect(actors).toEqual([JOSE_NFC, JOSE_NFC]);
+  });
+
+  test('an ID sent as an encoded lone surrogate gets the generic answer and signs in nobody, not even the U+FFFD user', async () => {
+    const form = await openLoginForm(d.ue);
+    // %ED%A0%80 is U+D800 encoded as if it were a character (WTF-8): not UTF-8; it decodes to replacement characters.
+    const body = `csrf=${encodeURIComponent(form.csrf)}&val_user_id=sur%ED%A0%80id&password=replacement-password-1`;
+    const res = await fetch(form.action, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: form.browser.jar.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    expect(await res.text()).toContain('The VAL user ID or password is incorrect.');
+  });
+
+  test('an ID over 255 UTF-8 bytes gets the generic answer without a password check (nothing counted or audited)', async () => {
+    const form = await openLoginForm(d.ue);
+    const before = { audit: await database.db('audit_events').count({ n: '*' }).first(), keys: await database.db('login_attempts').select('*').orderBy('key') };
+    // 128 characters (under the old 255-character limit) but 256 bytes in UTF-8: over TS 33.434 A.2.1.2's 255 octets.
+    const res = await submitLogin(form, { csrf: form.csrf, val_user_id: '\u00e9'.repeat(128), password: 'some-password-1' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('The VAL user ID or password is incorrect.');
+    expect(await database.db('audit_events').count({ n: '*' }).first()).toEqual(before.audit);
+    expect(await database.db('login_attempts').select('*').orderBy('key')).toEqual(before.keys);
+  });
+});
+
+describe('a password typed into the user ID field is not kept in clear (issue 10 item 9)', () => {
+  test('neither the audit trail nor the throttle keys hold it: unknown IDs are a keyed hash, existing IDs themselves', async () => {
+    const typedPassword = 'Tr0ub4dor&3-correct-horse';
+    const form = await openLoginForm(d.ue);
+    expect((await submitLogin(form, { csrf: form.csrf, val_user_id: typedPassword, password: 'alice' })).status).toBe(400);
+    expect((await submitLogin(form, { csrf: form.csrf, val_user_id: 'alice', password: 'not-alices-password' })).status).toBe(400);
+
+    const audit = await database.db('audit_events').select('*');
+    const keys: string[] = await database.db('login_attempts').pluck('key');
+    expect(JSON.stringify(audit)).not.toContain(typedPassword);
+    expect(JSON.stringify(keys)).not.toContain(typedPassword);
+    const [unknownFailure, aliceFailure] = await database.db('audit_events').where({ action: 'login', result: 'failure' }).orderBy('id', 'desc').limit(2).then((rows) => rows.reverse());
+    expect(unknownFailure.actor).toMatch(/^unknown:[0-9a-f]{32}$/);
+    expect(aliceFailure.actor).toBe('alice');
+    // Every per-user key is a keyed hash, whatever the ID (the key table never holds a submitted ID).
+    for (const key of keys.filter((k) => k.startsWith('user:'))) expect(key).toMatch(/^user:[0-9a-f]{64}$/);
+    expect(keys.filter((k) => k.startsWith('user:')).length).toBeGreaterThan(0);
   });
 });
