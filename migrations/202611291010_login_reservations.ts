@@ -21,7 +21,9 @@ export async function up(knex: Knex): Promise<void> {
 
   // One password check per login interaction at a time, across workers: the row is the in-flight marker.
   await knex.schema.createTable('login_submissions', (t) => {
-    t.text('uid').primary(); // oidc-provider interaction uid; insert … on conflict decides who submits
+    // Keyed hash of the oidc-provider interaction uid (a bearer value: it is the interaction cookie's value, and
+    // no table holds those in clear); insert … on conflict decides who submits.
+    t.text('uid_hash').primary();
     t.text('token').notNullable(); // the holder's random token: only it releases the marker
     t.timestamp('expires_at', { useTz: true }).notNullable(); // a crashed worker's marker lapses
     t.index(['expires_at'], 'login_submissions_expires_at_idx'); // sweep

@@ -8,6 +8,7 @@ import { recordAudit } from '../audit/store.ts';
 import { metrics, type LoginResult } from '../observability/metrics.ts';
 import type { Db } from '../db/knex.ts';
 import { readForm } from '../http/body.ts';
+import { renderErrorPage } from '../http/errors.ts';
 import { setPageSecurityHeaders } from '../http/headers.ts';
 import { servicesOfUser } from '../provisioning/store.ts';
 import { authenticate } from '../users/authenticate.ts';
@@ -69,7 +70,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
     // One password check per login form at a time, on any worker: a second POST of the same interaction while the
     // first is being checked is refused unchecked (it would otherwise be a free parallel guess).
-    const submission = await claimSubmission(deps.db, details.uid);
+    const submission = await claimSubmission(deps.db, deps.loginIdKey, details.uid);
     if (!submission) {
       metrics.login('throttled');
       ctx.set('Retry-After', '1');
@@ -79,7 +80,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     try {
       await finishLogin(ctx, deps, details, valUserId, password);
     } finally {
-      await releaseSubmission(deps.db, details.uid, submission);
+      await releaseSubmission(deps.db, submission);
     }
   });
 
@@ -133,13 +134,15 @@ async function loadDetails(ctx: Context & { params: Record<string, string> }, de
     return details;
   } catch (err) {
     if (!(err instanceof errors.OIDCProviderError)) throw err;
-    setPageSecurityHeaders(ctx);
-    ctx.status = 400;
-    ctx.type = 'html';
-    ctx.body = renderPage('error', 'Sign-in expired', {
-      error: 'This sign-in request has expired or was opened in another browser.',
-      description: 'Go back to the application and start signing in again.',
-    });
+    renderErrorPage(
+      ctx,
+      {
+        title: 'Sign-in expired',
+        error: 'This sign-in request has expired or was opened in another browser.',
+        description: 'Go back to the application and start signing in again.',
+      },
+      400,
+    );
     return undefined;
   }
 }

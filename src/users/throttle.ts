@@ -117,23 +117,27 @@ export async function releaseAttempt(db: Db, held: HeldAttempt[]): Promise<void>
 /** Seconds a marker of an unfinished submission lasts (a worker that dies mid-check must not block the form for good). */
 const SUBMISSION_SECONDS = 60;
 
+export type Submission = { uidHash: string; token: string };
+
 /**
  * Marks the login interaction `uid` as being submitted; undefined when another submission of it is in flight (on
- * any worker). The returned token releases the marker.
+ * any worker). The uid is stored as a keyed hash: it is the interaction cookie's value.
  */
-export async function claimSubmission(db: Db, uid: string): Promise<string | undefined> {
+export async function claimSubmission(db: Db, idKey: Buffer, uid: string): Promise<Submission | undefined> {
+  const uidHash = idPseudonym(idKey, `interaction:${uid}`);
   const token = crypto.randomBytes(16).toString('base64url');
   const { rows } = await db.raw(
-    `insert into login_submissions as s (uid, token, expires_at) values (?, ?, now() + make_interval(secs => ?))
-     on conflict (uid) do update set token = excluded.token, expires_at = excluded.expires_at where s.expires_at <= now()
+    `insert into login_submissions as s (uid_hash, token, expires_at) values (?, ?, now() + make_interval(secs => ?))
+     on conflict (uid_hash) do update set token = excluded.token, expires_at = excluded.expires_at where s.expires_at <= now()
      returning token`,
-    [uid, token, SUBMISSION_SECONDS],
+    [uidHash, token, SUBMISSION_SECONDS],
   );
-  return rows.length === 1 ? token : undefined;
+  return rows.length === 1 ? { uidHash, token } : undefined;
 }
 
-export async function releaseSubmission(db: Db, uid: string, token: string): Promise<void> {
-  await db('login_submissions').where({ uid, token }).delete();
+/** Ends a submission; only its own claim (by token), not a later one that took over a lapsed marker. */
+export async function releaseSubmission(db: Db, submission: Submission): Promise<void> {
+  await db('login_submissions').where({ uid_hash: submission.uidHash, token: submission.token }).delete();
 }
 
 export async function sweepLoginAttempts(db: Db, policy: ThrottlePolicy): Promise<void> {
