@@ -226,9 +226,14 @@ export async function touchConfiguration(db: Db, confId: string, suppFeat?: stri
   await db('val_service_configurations').where({ conf_id: confId }).update({ updated_at: db.fn.now(), ...(suppFeat !== undefined ? { supp_feat: suppFeat } : {}) });
 }
 
-/** Deletes a configuration; its pairs go with it (foreign keys, on delete cascade). False when it was not there. */
+/** Deletes a configuration with its pairs (no foreign key does it: migration 202611291041). False when it was not there. */
 export async function deleteConfigurationRow(db: Db, confId: string, owner: string): Promise<boolean> {
-  return (await db('val_service_configurations').where({ conf_id: confId, owner }).delete()) > 0;
+  const gone = (await db('val_service_configurations').where({ conf_id: confId, owner }).delete()) > 0;
+  if (gone) {
+    await db('val_service_users').where({ conf_id: confId }).delete();
+    await db('val_service_ues').where({ conf_id: confId }).delete();
+  }
+  return gone;
 }
 
 /**
