@@ -10,6 +10,8 @@ import { performance } from 'node:perf_hooks';
 import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair } from 'jose';
 import { loadConfig } from '../src/config/env.ts';
+import { isDatabaseUnavailable } from '../src/db/availability.ts';
+import { createKnex } from '../src/db/knex.ts';
 import { mintSecurityToken } from '../src/federation/security-token.ts';
 import { Browser } from './helpers/browser.ts';
 import { cli, cliOk } from './helpers/cli.ts';
@@ -377,3 +379,32 @@ test('change feed on the new primary: a redirect URI changed after the failover 
     await until(`${i.name} sees the new redirect URI`, async () => (await authorize(i, NEW_REDIRECT)) === 303 && (await authorize(i, REDIRECT)) === 400, PROPAGATION_MS, () => i.output());
   }
 }, PROPAGATION_MS * 2 + 10_000);
+
+test('a commit stuck waiting for the synchronous standby is never acknowledged: cancelled (PostgreSQL says success) or timed out, it is a 503', async () => {
+  const db = createKnex(`postgres://postgres@127.0.0.1:${pair.standby.port}/idms?statement_timeout=300`, { max: 2 });
+  await db.raw('create table if not exists ha_probe (id text primary key)');
+  // The promoted standby runs alone; naming a synchronous standby that does not exist makes every commit wait.
+  await pair.query(pair.standby, 'idms', "alter system set synchronous_standby_names = 'nobody'");
+  await pair.query(pair.standby, 'idms', 'select pg_reload_conf()');
+  try {
+    // An operator (or a pooler) cancels the wait: PostgreSQL answers the COMMIT with success and only a WARNING.
+    const cancelled = db('ha_probe').insert({ id: 'cancelled' }).then(() => undefined, (e: unknown) => e);
+    await until('commit waiting for the standby', async () => (await pair.query(pair.standby, 'idms', "select pid from pg_stat_activity where wait_event = 'SyncRep'")).length > 0, 2000);
+    await pair.query(pair.standby, 'idms', "select pg_cancel_backend(pid) from pg_stat_activity where wait_event = 'SyncRep'");
+    const err = await cancelled;
+    expect(err).toMatchObject({ code: 'IDMS_SYNC_REP_CANCELLED' });
+    expect(isDatabaseUnavailable(err)).toBe(true);
+    // It is committed on this server alone: exactly what a failover now would lose, which is why it was not acknowledged.
+    expect(await pair.query(pair.standby, 'idms', "select id from ha_probe where id = 'cancelled'")).toEqual([{ id: 'cancelled' }]);
+
+    // Nobody cancels: statement_timeout does not cover a COMMIT's wait, the driver's query timeout (+2 s) does.
+    const started = performance.now();
+    const timedOut = await db('ha_probe').insert({ id: 'timed-out' }).then(() => undefined, (e: unknown) => e);
+    expect(isDatabaseUnavailable(timedOut)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(4000);
+  } finally {
+    await pair.query(pair.standby, 'idms', "alter system set synchronous_standby_names = ''");
+    await pair.query(pair.standby, 'idms', 'select pg_reload_conf()');
+    await db.destroy();
+  }
+});

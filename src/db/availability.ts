@@ -41,6 +41,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (e.name === 'KnexTimeoutError') return true;
     // 53300 too many connections; 57014 statement_timeout reached (bounded waits, src/db/hosts.ts);
     // IDMS_NO_USABLE_HOST: no listed host is reachable and fit (during a failover, before the standby's promotion).
-    return e.code === '53300' || e.code === '57014' || e.code === 'IDMS_NO_USABLE_HOST';
+    // IDMS_SYNC_REP_CANCELLED: committed on the primary alone, so not acknowledged (src/db/failover.ts).
+    return e.code === '53300' || e.code === '57014' || e.code === 'IDMS_NO_USABLE_HOST' || e.code === 'IDMS_SYNC_REP_CANCELLED';
   });
 }

@@ -14,7 +14,25 @@ export class NoUsableHostError extends Error {
   readonly code = 'IDMS_NO_USABLE_HOST';
 }
 
-type Tagged = pg.Client & { __idmsHost?: number; __idmsGeneration?: number; __knex__disposed?: unknown; connection?: { stream?: { destroy(): void } } };
+/**
+ * A COMMIT whose wait for the synchronous standby was cancelled (statement_timeout, a cancel request): PostgreSQL
+ * reports success with only a WARNING, though the transaction is on the primary alone and a failover now would lose
+ * it. It is not acknowledged: the caller gets this error (503) instead of the success.
+ */
+export class SyncReplicationCancelledError extends Error {
+  readonly code = 'IDMS_SYNC_REP_CANCELLED';
+  constructor() {
+    super('committed on the primary only: the wait for the synchronous standby was cancelled (see docs/ha.md)');
+  }
+}
+
+type Tagged = pg.Client & {
+  __idmsHost?: number;
+  __idmsGeneration?: number;
+  __idmsSyncCancelled?: boolean;
+  __knex__disposed?: unknown;
+  connection?: { stream?: { destroy(): void } };
+};
 type SessionState = { recovery: boolean; read_only: boolean };
 
 /** A host that just failed is tried after the others for this long (a silent host costs a whole connect_timeout). */
@@ -161,19 +179,41 @@ export class HostConnector {
   #watch(client: Tagged): void {
     const query = client.query as (...args: unknown[]) => unknown;
     const observe = (err: unknown) => this.#observe(client, err);
+    // PostgreSQL's WARNING (SQLSTATE 01000) "canceling wait for synchronous replication", sent before the COMMIT's
+    // completion; one statement at a time runs on a connection, so it belongs to the statement now running.
+    client.on('notice', (notice) => {
+      if (/canceling wait for synchronous replication/i.test(notice.message ?? '')) client.__idmsSyncCancelled = true;
+    });
+    const unacknowledged = () => {
+      if (!client.__idmsSyncCancelled) return undefined;
+      client.__idmsSyncCancelled = false;
+      return new SyncReplicationCancelledError();
+    };
     client.query = function (this: pg.Client, ...args: unknown[]) {
       const last = args.length - 1;
       const callback = args[last];
       if (typeof callback === 'function') {
         args[last] = (err: unknown, res: unknown) => {
           if (err) observe(err);
-          (callback as (err: unknown, res: unknown) => void)(err, res);
+          const cancelled = unacknowledged();
+          (callback as (err: unknown, res: unknown) => void)(err ?? cancelled ?? null, cancelled ? undefined : res);
         };
         return query.apply(this, args);
       }
       const result = query.apply(this, args);
-      if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).catch(observe);
-      return result;
+      if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
+      return (result as Promise<unknown>).then(
+        (res) => {
+          const cancelled = unacknowledged();
+          if (cancelled) throw cancelled;
+          return res;
+        },
+        (err: unknown) => {
+          observe(err);
+          unacknowledged();
+          throw err;
+        },
+      );
     } as typeof client.query;
   }
 
