@@ -39,7 +39,7 @@ type Outcome = { kind: string; instance: string; status: number; start: number; 
 const bin = postgresBinaries();
 let pair: PgPair;
 let env: NodeJS.ProcessEnv;
-let instances: Instance[] = [];
+const instances: Instance[] = [];
 let ue: oidc.Configuration;
 let home: { kid: string; key: crypto.KeyObject };
 
