@@ -12,13 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/env.ts';
 import { deriveSecrets } from '../src/config/secret.ts';
 import { openEmbeddedDatabase } from '../src/db/embedded.ts';
-import { createKnex, type Db } from '../src/db/knex.ts';
+import { createKnex } from '../src/db/knex.ts';
 import { migrateLatest } from '../src/db/migrate.ts';
 import { atRestKeys } from '../src/oidc/at-rest.ts';
 import { clientMetadata, registerClient } from '../src/oidc/clients.ts';
 import { PROVISIONING_SCOPE, provisioningResource } from '../src/oidc/resources.ts';
 import { insertValServer, servicesOfUser, servicesOfUserQuery } from '../src/provisioning/store.ts';
-import { createIdms, listen } from '../src/server.ts';
+import { listen } from '../src/http/listener.ts';
+import { createIdms } from '../src/server.ts';
 
 export type ProvisioningBenchOptions = {
   /** A PostgreSQL server to create a scratch database in; default BENCH_DATABASE_URL, else an embedded one. */

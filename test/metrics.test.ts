@@ -6,7 +6,8 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, TEST_SECRET, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import { Browser } from './helpers/browser.ts';
-import { metrics, startMetricsListener, type MetricsListener } from '../src/observability/metrics.ts';
+import { call, provisioningToken, ssIpp, ssIppToken, valServerClient } from './helpers/provisioning.ts';
+import { startMetricsListener, type MetricsListener } from '../src/observability/metrics.ts';
 import { freePort } from './helpers/net.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -105,17 +106,40 @@ test('a login and a client_credentials grant move the login, token, HTTP and poo
   expect(sample(after, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
 });
 
-test('provisioning operations and users changed are counted through metrics.provisioning()', async () => {
+test('provisioning calls over HTTP, on ss-ipp and the seed-named API, count operations and the pairs they changed', async () => {
+  const REQUESTER = 'val-server-metrics.example.org';
+  await cliOk(server.env, ['val-server', 'add', REQUESTER, '--client-id', 'val-metrics', '--secret', 'val-metrics-secret-0123456789', '--services', 'mcptt-9,mcdata-9']);
+  const client = await valServerClient(server, 'val-metrics', 'val-metrics-secret-0123456789');
+  const [token, seedToken] = [await ssIppToken(client), await provisioningToken(client, server)];
   const before = await scrape();
-  metrics.provisioning('provide_configuration', 'success', 3);
-  metrics.provisioning('update_configuration', 'success', 2);
-  metrics.provisioning('provide_configuration', 'failure');
+
+  // ss-ipp (TS 29.549): create 3 pairs, read, a refused create (a VAL service outside the SLA), delete the 3 pairs.
+  const created = await ssIpp(server, 'POST', '/configurations', '/configurations', {
+    token,
+    json: { valServerId: REQUESTER, valSvcConf: [{ valServiceId: 'mcptt-9', idList: [{ valUserId: 'm1' }, { valUserId: 'm2' }, { valUserId: 'm3' }] }] },
+  });
+  expect(created.status).toBe(201);
+  const confId = new URL(created.headers.get('location')!).pathname.split('/').pop()!;
+  expect((await ssIpp(server, 'GET', '/configurations/{confId}', `/configurations/${confId}`, { token })).status).toBe(200);
+  const refused = await ssIpp(server, 'POST', '/configurations', '/configurations', { token, json: { valServerId: REQUESTER, valSvcConf: [{ valServiceId: 'not-in-sla', idList: [{ valUserId: 'm4' }] }] } });
+  expect(refused.status).toBe(403);
+  expect((await ssIpp(server, 'DELETE', '/configurations/{confId}', `/configurations/${confId}`, { token })).status).toBe(204);
+
+  // The seed-named API: provide 2 pairs, then a PATCH that adds one and removes one.
+  expect((await call(server, 'POST', '/configurations', { token: seedToken, json: { requesterIdentity: REQUESTER, valServiceInfos: [{ valServiceId: 'mcdata-9', valUserIds: ['d1', 'd2'] }] } })).status).toBe(200);
+  expect((await call(server, 'PATCH', '/configurations/mcdata-9', { token: seedToken, json: { add: ['d3'], remove: ['d1'] } })).status).toBe(200);
+
   const after = await scrape();
   const delta = (name: string, labels: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
-  expect(delta('idms_provisioning_operations_total', { operation: 'provide_configuration', result: 'success' })).toBe(1);
-  expect(delta('idms_provisioning_operations_total', { operation: 'provide_configuration', result: 'failure' })).toBe(1);
-  expect(delta('idms_provisioning_users_changed_total', { operation: 'provide_configuration' })).toBe(3);
+  const operations = (operation: string, result: string) => delta('idms_provisioning_operations_total', { operation, result });
+  expect(operations('provide_configuration', 'success')).toBe(2);
+  expect(operations('provide_configuration', 'failure')).toBe(1);
+  expect(operations('get_configuration', 'success')).toBe(1);
+  expect(operations('update_configuration', 'success')).toBe(1);
+  expect(operations('delete_configuration', 'success')).toBe(1);
+  expect(delta('idms_provisioning_users_changed_total', { operation: 'provide_configuration' })).toBe(3 + 2);
   expect(delta('idms_provisioning_users_changed_total', { operation: 'update_configuration' })).toBe(2);
+  expect(delta('idms_provisioning_users_changed_total', { operation: 'delete_configuration' })).toBe(3);
 });
 
 test('an unknown grant type is counted as "other", not as a new label value', async () => {

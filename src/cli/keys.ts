@@ -1,7 +1,6 @@
 // CLI: keys rotate | export.
 import { recordAudit } from '../audit/store.ts';
-import { ensureSigningKeys, exportPublicJwks, rotateSigningKeys } from '../oidc/keys.ts';
-import { keyRetentionSeconds } from '../server.ts';
+import { ensureSigningKeys, exportPublicJwks, keyRetentionSeconds, rotateSigningKeys } from '../oidc/keys.ts';
 import { CliError, withDatabase, type CliIo } from './context.ts';
 
 export async function keysCommand(args: string[], io: CliIo): Promise<void> {

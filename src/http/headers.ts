@@ -1,5 +1,5 @@
-// Security headers for the HTML pages this server renders (login, logout, errors).
-import type { Context } from 'koa';
+// Security headers: those of the HTML pages this server renders (login, logout, errors), and HSTS for the whole origin.
+import type { Context, Middleware } from 'koa';
 
 export function setPageSecurityHeaders(ctx: Context, formTargets: string[] = []): void {
   // form-action must also allow where the post-login redirects lead (Chromium applies it to redirects).
@@ -13,3 +13,9 @@ export function setPageSecurityHeaders(ctx: Context, formTargets: string[] = [])
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('Cache-Control', 'no-store');
 }
+
+/** RFC 6797: browsers that reached the issuer over HTTPS never fall back to plaintext for it (one year). */
+export const strictTransportSecurity: Middleware = (ctx, next) => {
+  ctx.set('Strict-Transport-Security', 'max-age=31536000');
+  return next();
+};

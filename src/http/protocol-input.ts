@@ -2,9 +2,8 @@
 // refused with 400 invalid_request before oidc-provider sees it if it could not be stored or logged (issue 10, item 4).
 import querystring from 'node:querystring';
 import type { Context, Middleware } from 'koa';
-import { renderPage } from '../interactions/views.ts';
 import { MAX_ID_BYTES, unsafeTextReason } from '../users/ids.ts';
-import { setPageSecurityHeaders } from './headers.ts';
+import { renderErrorPage } from './errors.ts';
 
 /** oidc-provider's own limit for form bodies (lib/shared/selective_body.js): we read no more than it would. */
 export const MAX_FORM_BYTES = 56 * 1024;
@@ -125,9 +124,7 @@ function refuse(ctx: Context, description: string): void {
   ctx.status = 400;
   ctx.set('Cache-Control', 'no-store');
   if (AUTHORIZATION_PATHS.test(ctx.path) || ctx.accepts('json', 'html') === 'html') {
-    setPageSecurityHeaders(ctx);
-    ctx.type = 'html';
-    ctx.body = renderPage('error', 'Error', { error: 'invalid_request', description });
+    renderErrorPage(ctx, { title: 'Error', error: 'invalid_request', description });
     return;
   }
   if (ctx.path === USERINFO_PATH) ctx.set('WWW-Authenticate', `Bearer error="invalid_request", error_description="${description}"`);

@@ -50,7 +50,7 @@ export type ProvisioningOperation = 'provide_configuration' | 'get_configuration
 
 const provisioningOps = new Counter({
   name: 'idms_provisioning_operations_total',
-  help: 'Provisioning API operations (SS_IdmsVALServerProvisioning) by operation and result.',
+  help: 'Provisioning API operations (ss-ipp and the seed-named SS_IdmsVALServerProvisioning) by operation and result.',
   labelNames: ['operation', 'result'] as const,
   registers: [registry],
 });

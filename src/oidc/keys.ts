@@ -1,6 +1,7 @@
 // Signing keys: generated here, private parts encrypted at rest, shared by every instance through PostgreSQL.
 import crypto from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Config } from '../config/env.ts';
 import type { Db } from '../db/knex.ts';
 
 export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
@@ -22,6 +23,15 @@ export type SigningKeySet = {
   /** Changes whenever a key is added, retired or expires out of the set. */
   fingerprint: string;
 };
+
+/**
+ * Longest lifetime of anything signed with a key, plus clock skew: how long a retired key stays published (and is
+ * loaded) so that every token it signed can still be verified. The server, the CLI and tests all use this one rule.
+ */
+export function keyRetentionSeconds(config: Config): number {
+  const clockSkew = 60;
+  return Math.max(config.ttl.accessToken, config.ttl.idToken, config.ttl.securityToken) + clockSkew;
+}
 
 // One lock id for key generation and rotation, so concurrent instances never create two active keys.
 const KEY_LOCK = 0x5ea1_1d35;

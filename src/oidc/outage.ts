@@ -1,12 +1,7 @@
 // Database outages on OIDC routes: 503 with OAuth error temporarily_unavailable (RFC 6749 §4.1.2.1, §5.2) instead of 500.
-import type { Context } from 'koa';
 import { isDatabaseUnavailable } from '../db/availability.ts';
-import { setPageSecurityHeaders } from '../http/headers.ts';
-import { renderPage } from '../interactions/views.ts';
+import { outage503 } from '../http/errors.ts';
 import type { ProviderExtension } from './provider.ts';
-
-export const RETRY_AFTER_SECONDS = 5;
-const DESCRIPTION = 'the service is temporarily unavailable, try again shortly';
 
 // Every route's error handler turns whatever it catches (from the adapter, findAccount, resource lookups, grants) into
 // server_error and emits the original error; the outermost middleware then rewrites that one response. Errors thrown
@@ -23,22 +18,7 @@ export const databaseOutage: ProviderExtension = (provider) => {
       if (!isDatabaseUnavailable(err)) throw err;
       failed.add(ctx);
     }
-    if (failed.has(ctx)) respondUnavailable(ctx);
+    // Browsers get the page (the authorization endpoint's answers are pages), back-channel clients the OAuth error.
+    if (failed.has(ctx)) outage503(ctx, ctx.response.is('html') || ctx.accepts('json', 'html') === 'html' ? 'page' : 'oauth');
   });
 };
-
-function respondUnavailable(ctx: Context): void {
-  // A redirect would need the client's redirect_uri checked against a client record we could not read.
-  ctx.remove('Location');
-  ctx.status = 503;
-  ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
-  ctx.set('Cache-Control', 'no-store');
-  if (ctx.response.is('html') || ctx.accepts('json', 'html') === 'html') {
-    setPageSecurityHeaders(ctx);
-    ctx.type = 'html';
-    ctx.body = renderPage('error', 'Temporarily unavailable', { error: 'The service is temporarily unavailable.', description: 'Please try again in a few seconds.' });
-    return;
-  }
-  ctx.type = 'json';
-  ctx.body = { error: 'temporarily_unavailable', error_description: DESCRIPTION };
-}

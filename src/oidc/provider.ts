@@ -4,10 +4,13 @@ import type { JWK } from 'jose';
 import type { Config } from '../config/env.ts';
 import type { Secrets } from '../config/secret.ts';
 import type { Db } from '../db/knex.ts';
+import { renderErrorPage } from '../http/errors.ts';
 import { setPageSecurityHeaders } from '../http/headers.ts';
 import { escapeHtml, renderPage } from '../interactions/views.ts';
 import { createFindAccount, servicesForRequest } from './account.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { GRANTS } from './grants/index.ts';
+import { refuseUnlistedGrants } from './grants/unauthorized-client.ts';
 import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
 import { CLIENT_CREDENTIALS_GTY } from './access-tokens.ts';
@@ -21,7 +24,7 @@ export type ProviderDeps = {
   signingKeys: JWK[];
 };
 
-/** Lets grant modules (token exchange, JWT bearer) register themselves on each provider instance. */
+/** A protocol addition installed on each provider instance (middleware, hooks); grants are data in grants/index.ts instead. */
 export type ProviderExtension = (provider: Provider, deps: ProviderDeps) => void;
 
 export const OIDC_SCOPES = ['openid', 'offline_access', VAL_SERVICE_SCOPE] as const;
@@ -172,11 +175,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
 
-    renderError: async (ctx, out) => {
-      setPageSecurityHeaders(ctx);
-      ctx.type = 'html';
-      ctx.body = renderPage('error', 'Error', { error: out.error, description: out.error_description ?? '' });
-    },
+    renderError: async (ctx, out) => renderErrorPage(ctx, { title: 'Error', error: out.error, description: out.error_description ?? '' }),
   };
 
   const provider = new Provider(config.issuer, configuration);
@@ -184,6 +183,9 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   compareHashedClientSecrets(provider, atRestKeys(secrets));
   provider.proxy = config.trustProxy;
   for (const extend of extensions) extend(provider, deps);
+  // The grants listed in src/oidc/grants/index.ts, with one unauthorized_client rewrite for all of them.
+  for (const grant of GRANTS) provider.registerGrantType(grant.grantType, grant.handler(deps), grant.parameters, grant.duplicates);
+  refuseUnlistedGrants(provider, db, GRANTS);
   return provider;
 }
 

@@ -1,13 +1,10 @@
 // HTTP helpers shared by both provisioning APIs' routes: reading a JSON body within the limits, and auditing failures.
 import type Koa from 'koa';
 import { recordAudit } from '../audit/store.ts';
+import type { ApiDeps } from '../http/api.ts';
 import { readBody } from '../http/body.ts';
-import type { AuthDeps } from './auth.ts';
 import { badRequest, lengthRequired, toProblem, unsupportedMediaType, type ProblemError } from './problem.ts';
 import { MAX_BODY_BYTES } from './schema.ts';
-
-/** What a provisioning API receives from the composition (src/server.ts passes its ApiDeps, which has this shape). */
-export type ApiDeps = AuthDeps & { log: (line: string) => void };
 
 export type BodyRules = {
   /** The media type the body must have (e.g. application/merge-patch+json for an RFC 7396 PATCH). */

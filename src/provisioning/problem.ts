@@ -1,9 +1,9 @@
 // The provisioning API's errors: one ProblemError family, rendered in one place as RFC 9457
 // application/problem+json with the 3GPP ProblemDetails fields (TS 29.571 clause 5.2.4.1) and "result": "FAILURE".
-import crypto from 'node:crypto';
 import type Koa from 'koa';
 import { isDatabaseUnavailable } from '../db/availability.ts';
 import { BodyTooLargeError } from '../http/body.ts';
+import { logWithReference, OUTAGE_DESCRIPTION, outageHeaders } from '../http/errors.ts';
 
 /** TS 29.571 InvalidParam: `param` is a JSON Pointer into the body (RFC 6901), or a query parameter or header name. */
 export type InvalidParam = { param: string; reason?: string };
@@ -146,13 +146,12 @@ export function toProblem(err: unknown, ctx: Koa.Context, log: (line: string) =>
   // PostgreSQL unreachable: the write did not happen (transactions), so the VAL server can simply retry.
   // (A client that aborted its upload can also surface ECONNRESET: that one is the 400 below.)
   if (isDatabaseUnavailable(err) && !ctx.req.readableAborted) {
-    return new ProblemError({ status: 503, title: 'Service Unavailable', cause: 'TEMPORARILY_UNAVAILABLE', detail: 'the service is temporarily unavailable, try again shortly', headers: { 'Retry-After': '5' } });
+    return new ProblemError({ status: 503, title: 'Service Unavailable', cause: 'TEMPORARILY_UNAVAILABLE', detail: OUTAGE_DESCRIPTION, headers: outageHeaders() });
   }
   // A client that goes away mid-body: nothing to answer, but no 500 either.
   if ((err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET' || (err as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return badRequest('INVALID_MSG_FORMAT', 'the request body was cut short', [{ param: '', reason: 'incomplete body' }]);
   }
-  const ref = crypto.randomUUID();
-  log(`error ${ref} on ${ctx.method} ${ctx.path}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  const ref = logWithReference(ctx, err, log);
   return new ProblemError({ status: 500, title: 'Internal Server Error', cause: 'SYSTEM_FAILURE', detail: `reference ${ref}` });
 }

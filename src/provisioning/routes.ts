@@ -5,9 +5,11 @@
 import fs from 'node:fs';
 import Router from '@koa/router';
 import type Koa from 'koa';
+import { metrics, type ProvisioningOperation } from '../observability/metrics.ts';
 import { PROVISIONING_PATH } from '../oidc/resources.ts';
 import { bearerAuth } from './auth.ts';
-import { auditFailures, readJson, type ApiDeps } from './http.ts';
+import type { ApiDeps } from '../http/api.ts';
+import { auditFailures, readJson } from './http.ts';
 import { methodNotAllowed, notFound, problemMiddleware } from './problem.ts';
 import {
   changeConfigurationSchema,
@@ -24,7 +26,8 @@ const OPENAPI = fs.readFileSync(new URL('./openapi.yaml', import.meta.url), 'utf
 export function provisioningApi(deps: ApiDeps): Koa.Middleware {
   const router = new Router({ prefix: PROVISIONING_PATH });
   const authenticate = bearerAuth(deps);
-  const audited = (action: string) => auditFailures(deps, action, 'valServiceId');
+  // Every operation counts once in idms_provisioning_operations_total (as on ss-ipp), with the pairs it changed.
+  const observed = (action: string, operation: ProvisioningOperation) => auditFailures(deps, action, 'valServiceId', () => metrics.provisioning(operation, 'failure'));
   const caller = (ctx: Koa.Context) => ctx.state.caller as Caller;
 
   router.get('/openapi.yaml', (ctx) => {
@@ -33,28 +36,35 @@ export function provisioningApi(deps: ApiDeps): Koa.Middleware {
     ctx.body = OPENAPI;
   });
 
-  router.post('/configurations', audited(AUDIT_ACTIONS.provide), authenticate, async (ctx) => {
+  router.post('/configurations', observed(AUDIT_ACTIONS.provide, 'provide_configuration'), authenticate, async (ctx) => {
     const request = parseBody(provideConfigurationSchema, await readJson(ctx));
     ctx.state.subject = request.valServiceInfos.map((s) => s.valServiceId).join(',');
-    await provideConfiguration(deps.db, caller(ctx), request, new Date());
+    const outcomes = await provideConfiguration(deps.db, caller(ctx), request, new Date());
+    metrics.provisioning('provide_configuration', 'success', outcomes.reduce((n, o) => n + o.added + o.removed, 0));
     respond(ctx, { result: 'SUCCESS' });
   });
 
-  router.get('/configurations/:valServiceId', audited(AUDIT_ACTIONS.list), authenticate, async (ctx) => {
+  router.get('/configurations/:valServiceId', observed(AUDIT_ACTIONS.list, 'get_configuration'), authenticate, async (ctx) => {
     const valServiceId = parseValServiceId(ctx.params.valServiceId);
     const page = parsePage(ctx.query);
-    respond(ctx, { result: 'SUCCESS', ...(await listConfiguration(deps.db, caller(ctx), valServiceId, page, new Date())) });
+    const configuration = await listConfiguration(deps.db, caller(ctx), valServiceId, page, new Date());
+    metrics.provisioning('get_configuration', 'success');
+    respond(ctx, { result: 'SUCCESS', ...configuration });
   });
 
-  router.patch('/configurations/:valServiceId', audited(AUDIT_ACTIONS.change), authenticate, async (ctx) => {
+  router.patch('/configurations/:valServiceId', observed(AUDIT_ACTIONS.change, 'update_configuration'), authenticate, async (ctx) => {
     const valServiceId = parseValServiceId(ctx.params.valServiceId);
     const change = parseBody(changeConfigurationSchema, await readJson(ctx));
-    respond(ctx, { result: 'SUCCESS', ...(await changeConfiguration(deps.db, caller(ctx), valServiceId, change, new Date())) });
+    const outcome = await changeConfiguration(deps.db, caller(ctx), valServiceId, change, new Date());
+    metrics.provisioning('update_configuration', 'success', outcome.added + outcome.removed);
+    respond(ctx, { result: 'SUCCESS', ...outcome });
   });
 
-  router.delete('/configurations/:valServiceId', audited(AUDIT_ACTIONS.delete), authenticate, async (ctx) => {
+  router.delete('/configurations/:valServiceId', observed(AUDIT_ACTIONS.delete, 'delete_configuration'), authenticate, async (ctx) => {
     const valServiceId = parseValServiceId(ctx.params.valServiceId);
-    respond(ctx, { result: 'SUCCESS', ...(await deleteConfiguration(deps.db, caller(ctx), valServiceId, new Date())) });
+    const outcome = await deleteConfiguration(deps.db, caller(ctx), valServiceId, new Date());
+    metrics.provisioning('delete_configuration', 'success', outcome.removed);
+    respond(ctx, { result: 'SUCCESS', ...outcome });
   });
 
   const problems = problemMiddleware(deps.log);

@@ -15,7 +15,8 @@ import {
   SS_IPP_AUDIT_ACTIONS,
   updateIndValServicesConf,
 } from './configurations.ts';
-import { auditFailures, readJson, type ApiDeps, type BodyRules } from './http.ts';
+import type { ApiDeps } from '../http/api.ts';
+import { auditFailures, readJson, type BodyRules } from './http.ts';
 import { methodNotAllowed, notAcceptable, notFound, problemMiddleware } from './problem.ts';
 import { parseBody } from './schema.ts';
 import type { Caller } from './service.ts';

@@ -2,7 +2,8 @@
 import http from 'node:http';
 import { loadConfig, type Config } from '../../src/config/env.ts';
 import { deriveSecrets } from '../../src/config/secret.ts';
-import { createIdms, listen, type Idms } from '../../src/server.ts';
+import { listen } from '../../src/http/listener.ts';
+import { createIdms, type Idms } from '../../src/server.ts';
 import type { ThrottlePolicy } from '../../src/users/throttle.ts';
 import { silentLogger, type Logger } from '../../src/observability/logger.ts';
 import type { TestDatabase } from './db.ts';

@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import type { JWK } from 'jose';
 import { deriveSecrets } from '../../src/config/secret.ts';
 import { loadSigningKeys } from '../../src/oidc/keys.ts';
-import { keyRetentionSeconds } from '../../src/server.ts';
+import { keyRetentionSeconds } from '../../src/oidc/keys.ts';
 import { Browser } from '../helpers/browser.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { TEST_SECRET, type TestServer } from '../helpers/server.ts';

@@ -4,13 +4,11 @@ import { AssertionRejected, spendPartnerAssertion, verifyPartnerAssertion, type 
 import { AUDIT_ACCEPT, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
 import { narrowServicesForRequest, standingForRequest } from '../account.ts';
-import type { ProviderDeps, ProviderExtension } from '../provider.ts';
 import { resourceServerInfo } from '../resources.ts';
-import { refuseUnlistedGrant } from './unauthorized-client.ts';
+import type { GrantDeps, GrantHandler } from './grant.ts';
+import { tokenResponse, type IssuedToken } from './response.ts';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-
-export type IssuedAccessToken = { accessToken: string; expiresIn: number; scope: string | undefined; tokenType: string };
 
 /** This server's token endpoint URL as a home IdMS may name it in a security token's aud (from the issuer, never the Host header). */
 export function ownTokenEndpoint(issuer: string): string {
@@ -23,7 +21,7 @@ export function ownTokenEndpoint(issuer: string): string {
  * val_service_ids are this domain's own provisioning of that VAL user ID (TS 33.180 annex B.9), narrowed by the
  * policy. No refresh token: the home domain stays in charge of the session.
  */
-export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContext, deps: ProviderDeps, assertion: string, target: string | undefined, trail: FederationTrail): Promise<IssuedAccessToken> {
+export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContext, deps: GrantDeps, assertion: string, target: string | undefined, trail: FederationTrail): Promise<IssuedToken> {
   const { config, db } = deps;
   const { client, provider } = ctx.oidc;
 
@@ -56,7 +54,7 @@ export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContex
  * users (a record here, i.e. credentials here) unless its policy allows it; never for a disabled one; and only for
  * the VAL services this domain provisioned for that VAL user ID that the policy allows.
  */
-async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: ProviderDeps, verified: VerifiedAssertion): Promise<void> {
+async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: GrantDeps, verified: VerifiedAssertion): Promise<void> {
   const { policy } = verified.partner;
   const local = await standingForRequest(ctx, deps.db, verified.valUserId);
   if (local.status !== undefined) {
@@ -96,25 +94,19 @@ function grantedScope(requested: unknown, clientScope: string | undefined, resou
   return asked.filter((s) => allowed.has(s) && resourceScopes.has(s)).join(' ') || undefined;
 }
 
-export const jwtBearerGrant: ProviderExtension = (provider, deps) => {
-  refuseUnlistedGrant(provider, deps.db, JWT_BEARER_GRANT, () => AUDIT_ACCEPT);
-  provider.registerGrantType(
-    JWT_BEARER_GRANT,
-    async (ctx) => {
-      const trail: FederationTrail = { action: AUDIT_ACCEPT, grant: JWT_BEARER_GRANT };
-      await withFederationAudit(deps.db, ctx.oidc.client.clientId, trail, async () => {
-        const { assertion, resource } = ctx.oidc.params as { assertion?: string; resource?: string };
-        // RFC 7523 §2.1: exactly one assertion (duplicates are refused by oidc-provider before this handler).
-        if (!assertion) throw new errors.InvalidRequest('missing required parameter assertion');
-        const issued = await issueAccessTokenForAssertion(ctx, deps, assertion, resource, trail);
-        ctx.body = {
-          access_token: issued.accessToken,
-          token_type: issued.tokenType,
-          expires_in: issued.expiresIn,
-          ...(issued.scope ? { scope: issued.scope } : {}),
-        };
-      });
-    },
-    ['assertion', 'scope', 'resource'],
-  );
-};
+// The grant module (src/oidc/grants/index.ts).
+export const grantType = JWT_BEARER_GRANT;
+export const parameters: ReadonlySet<string> = new Set(['assertion', 'scope', 'resource']);
+export const refusalAuditAction = (): string => AUDIT_ACCEPT;
+
+export function handler(deps: GrantDeps): GrantHandler {
+  return async (ctx) => {
+    const trail: FederationTrail = { action: AUDIT_ACCEPT, grant: JWT_BEARER_GRANT };
+    await withFederationAudit(deps.db, ctx.oidc.client.clientId, trail, async () => {
+      const { assertion, resource } = ctx.oidc.params as { assertion?: string; resource?: string };
+      // RFC 7523 §2.1: exactly one assertion (duplicates are refused by oidc-provider before this handler).
+      if (!assertion) throw new errors.InvalidRequest('missing required parameter assertion');
+      ctx.body = tokenResponse(await issueAccessTokenForAssertion(ctx, deps, assertion, resource, trail));
+    });
+  };
+}

@@ -9,9 +9,9 @@ import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../.
 import { isAccessTokenRevoked, isClientToken, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
 import { userStanding } from '../account.ts';
-import type { ProviderExtension } from '../provider.ts';
+import type { GrantDeps, GrantHandler } from './grant.ts';
 import { issueAccessTokenForAssertion } from './jwt-bearer.ts';
-import { refuseUnlistedGrant } from './unauthorized-client.ts';
+import { tokenResponse } from './response.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -30,7 +30,15 @@ type ExchangeParams = {
   resource?: string | string[];
 };
 
-export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
+// The grant module (src/oidc/grants/index.ts).
+export const grantType = TOKEN_EXCHANGE_GRANT;
+export const parameters: ReadonlySet<string> = new Set(['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'audience', 'resource', 'scope']);
+// RFC 8693 §2.1 allows several audience/resource values; they are refused by the handler with invalid_target, not as duplicates.
+export const duplicates: ReadonlySet<string> = new Set(['audience', 'resource']);
+export const refusalAuditAction = (params: Record<string, unknown>): string => (params.subject_token_type === JWT_TOKEN_TYPE ? AUDIT_ACCEPT : AUDIT_ISSUE);
+
+/** The handler for one provider instance: it verifies subject tokens and signs security tokens with that instance's keys. */
+export function handler(deps: GrantDeps): GrantHandler {
   const { config, db, signingKeys } = deps;
   const ownKeys = createLocalJWKSet(publicJwks(signingKeys));
   let signer: Promise<SecurityTokenKey> | undefined;
@@ -52,95 +60,82 @@ export const tokenExchangeGrant: ProviderExtension = (provider, deps) => {
     }
   }
 
-  refuseUnlistedGrant(provider, db, TOKEN_EXCHANGE_GRANT, (params) => (params.subject_token_type === JWT_TOKEN_TYPE ? AUDIT_ACCEPT : AUDIT_ISSUE));
-  provider.registerGrantType(
-    TOKEN_EXCHANGE_GRANT,
-    async (ctx) => {
-      const params = ctx.oidc.params as ExchangeParams;
-      const { client } = ctx.oidc;
-      const partnerSide = params.subject_token_type === JWT_TOKEN_TYPE;
-      const trail: FederationTrail = { action: partnerSide ? AUDIT_ACCEPT : AUDIT_ISSUE, grant: TOKEN_EXCHANGE_GRANT };
+  return async (ctx) => {
+    const params = ctx.oidc.params as ExchangeParams;
+    const { client } = ctx.oidc;
+    const partnerSide = params.subject_token_type === JWT_TOKEN_TYPE;
+    const trail: FederationTrail = { action: partnerSide ? AUDIT_ACCEPT : AUDIT_ISSUE, grant: TOKEN_EXCHANGE_GRANT };
 
-      await withFederationAudit(db, client.clientId, trail, async () => {
-        if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
-        if (!params.subject_token_type) throw new errors.InvalidRequest('missing required parameter subject_token_type');
-        // RFC 8693 §2.1: delegation needs an actor token; this profile only does impersonation of the VAL user.
-        if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not supported');
-        const target = singleTarget(params);
-        if (target !== undefined && unsafeTextReason(target)) throw new errors.InvalidRequest(`audience/resource ${unsafeTextReason(target)}`);
+    await withFederationAudit(db, client.clientId, trail, async () => {
+      if (!params.subject_token) throw new errors.InvalidRequest('missing required parameter subject_token');
+      if (!params.subject_token_type) throw new errors.InvalidRequest('missing required parameter subject_token_type');
+      // RFC 8693 §2.1: delegation needs an actor token; this profile only does impersonation of the VAL user.
+      if (params.actor_token !== undefined || params.actor_token_type !== undefined) throw new errors.InvalidRequest('actor_token is not supported');
+      const target = singleTarget(params);
+      if (target !== undefined && unsafeTextReason(target)) throw new errors.InvalidRequest(`audience/resource ${unsafeTextReason(target)}`);
 
-        // The home side is asked for when the target names a partner S-IdMS (TS 33.180 annex B.7.2); there only an
-        // access token of this server can be exchanged, whatever other type the client says it sent.
-        const homeTarget = target !== undefined ? await findPartnerByTarget(db, target) : undefined;
-        if (homeTarget && params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(HOME_SUBJECT_TYPES);
+      // The home side is asked for when the target names a partner S-IdMS (TS 33.180 annex B.7.2); there only an
+      // access token of this server can be exchanged, whatever other type the client says it sent.
+      const homeTarget = target !== undefined ? await findPartnerByTarget(db, target) : undefined;
+      if (homeTarget && params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(HOME_SUBJECT_TYPES);
 
-        if (partnerSide) {
-          // Partner side (DESIGN): the subject token is a partner's security token, as with the JWT-bearer grant.
-          if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
-            throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE} for a security token`);
-          }
-          const issued = await issueAccessTokenForAssertion(ctx, deps, params.subject_token, target, trail);
-          ctx.body = {
-            access_token: issued.accessToken,
-            issued_token_type: ACCESS_TOKEN_TYPE,
-            token_type: issued.tokenType,
-            expires_in: issued.expiresIn,
-            ...(issued.scope ? { scope: issued.scope } : {}),
-          };
-          return;
+      if (partnerSide) {
+        // Partner side (DESIGN): the subject token is a partner's security token, as with the JWT-bearer grant.
+        if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+          throw new errors.InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE} for a security token`);
         }
+        const issued = await issueAccessTokenForAssertion(ctx, deps, params.subject_token, target, trail);
+        ctx.body = tokenResponse({ ...issued, issuedTokenType: ACCESS_TOKEN_TYPE });
+        return;
+      }
 
-        if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`${HOME_SUBJECT_TYPES}; ${JWT_TOKEN_TYPE} is a partner S-IdMS's security token, for an access token of this server`);
-        if (params.requested_token_type !== undefined && params.requested_token_type !== JWT_TOKEN_TYPE) {
-          throw new errors.InvalidRequest(`requested_token_type must be ${JWT_TOKEN_TYPE}`);
-        }
-        if (!target) throw new errors.InvalidTarget('audience or resource must name the partner S-IdMS');
-        trail.partner = target;
-        // TS 33.180 annex B.7.2 names the partner by `resource` (its token endpoint URL); RFC 8693 by `audience`. Both
-        // may be its issuer or its registered token endpoint. Looked up on every request (cache dropped on any change),
-        // so `partner remove` takes effect at once on every instance.
-        const partner = homeTarget;
-        if (!partner) throw new errors.InvalidTarget('audience is not a configured partner S-IdMS (its issuer or registered token endpoint)');
-        trail.partner = partner.issuer;
+      if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`${HOME_SUBJECT_TYPES}; ${JWT_TOKEN_TYPE} is a partner S-IdMS's security token, for an access token of this server`);
+      if (params.requested_token_type !== undefined && params.requested_token_type !== JWT_TOKEN_TYPE) {
+        throw new errors.InvalidRequest(`requested_token_type must be ${JWT_TOKEN_TYPE}`);
+      }
+      if (!target) throw new errors.InvalidTarget('audience or resource must name the partner S-IdMS');
+      trail.partner = target;
+      // TS 33.180 annex B.7.2 names the partner by `resource` (its token endpoint URL); RFC 8693 by `audience`. Both
+      // may be its issuer or its registered token endpoint. Looked up on every request (cache dropped on any change),
+      // so `partner remove` takes effect at once on every instance.
+      const partner = homeTarget;
+      if (!partner) throw new errors.InvalidTarget('audience is not a configured partner S-IdMS (its issuer or registered token endpoint)');
+      trail.partner = partner.issuer;
 
-        const subject = await verifySubjectToken(params.subject_token);
-        trail.subject = subject.sub;
-        // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
-        if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
-        if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
-        // A client_credentials token (told by how it was issued, not by sub === client_id: a VAL user ID may equal a
-        // client ID) has no VAL user to migrate.
-        if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
-        // The token's grant and its VAL user in one round trip.
-        const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
-        const user = await userStanding(db, subject.sub, grantId);
-        // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
-        if (grantId !== undefined && !user.grantLive) throw new errors.InvalidGrant('the grant of subject_token has been revoked');
-        if (user.status !== 'active') throw new errors.InvalidGrant('the VAL user is unknown or disabled');
-        if (user.services.length === 0) throw new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
+      const subject = await verifySubjectToken(params.subject_token);
+      trail.subject = subject.sub;
+      // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
+      if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
+      if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
+      // A client_credentials token (told by how it was issued, not by sub === client_id: a VAL user ID may equal a
+      // client ID) has no VAL user to migrate.
+      if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
+      // The token's grant and its VAL user in one round trip.
+      const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
+      const user = await userStanding(db, subject.sub, grantId);
+      // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
+      if (grantId !== undefined && !user.grantLive) throw new errors.InvalidGrant('the grant of subject_token has been revoked');
+      if (user.status !== 'active') throw new errors.InvalidGrant('the VAL user is unknown or disabled');
+      if (user.services.length === 0) throw new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
 
-        // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
-        const now = Math.floor(Date.now() / 1000);
-        const lifetime = Math.min(config.ttl.securityToken, subject.exp - now);
-        if (lifetime < 1) throw new errors.InvalidGrant('subject_token expires now');
-        const { token, claims } = await mintSecurityToken(await signingKey(), {
-          issuer: config.issuer,
-          partner: partner.issuer, // table B.8-1 aud: always the partner's issuer plus the client_id, however it was named
-          clientId: client.clientId,
-          valUserId: subject.sub,
-          lifetime,
-          now,
-        });
-        trail.jti = claims.jti;
-        // RFC 8693 §2.2.1: the issued token is not an OAuth access token for a resource, hence token_type N_A.
-        ctx.body = { access_token: token, issued_token_type: JWT_TOKEN_TYPE, token_type: 'N_A', expires_in: lifetime };
+      // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
+      const now = Math.floor(Date.now() / 1000);
+      const lifetime = Math.min(config.ttl.securityToken, subject.exp - now);
+      if (lifetime < 1) throw new errors.InvalidGrant('subject_token expires now');
+      const { token, claims } = await mintSecurityToken(await signingKey(), {
+        issuer: config.issuer,
+        partner: partner.issuer, // table B.8-1 aud: always the partner's issuer plus the client_id, however it was named
+        clientId: client.clientId,
+        valUserId: subject.sub,
+        lifetime,
+        now,
       });
-    },
-    ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'audience', 'resource', 'scope'],
-    // RFC 8693 §2.1 allows several audience/resource values; they are refused below with invalid_target, not as duplicates.
-    ['audience', 'resource'],
-  );
-};
+      trail.jti = claims.jti;
+      // RFC 8693 §2.2.1: the issued token is not an OAuth access token for a resource, hence token_type N_A.
+      ctx.body = tokenResponse({ accessToken: token, issuedTokenType: JWT_TOKEN_TYPE, tokenType: 'N_A', expiresIn: lifetime });
+    });
+  };
+}
 
 /** The one target named by audience and/or resource (same meaning here); a security token is for exactly one partner. */
 function singleTarget(params: ExchangeParams): string | undefined {
