@@ -7,6 +7,7 @@ const upward = [
   { group: ['**/cli/*', '**/cli/**'], message: 'domain modules never import the CLI (src/cli/ is a thin adapter over them)' },
   { group: ['**/server.ts', '**/main.ts', '**/cluster.ts'], message: 'only the composition root (src/server.ts) wires modules; import the module that owns the thing instead' },
 ];
+const compositionRoot = { group: ['**/server.ts'], message: 'the composition root is for src/main.ts and the serve command; import the module that owns the thing (e.g. keyRetentionSeconds in src/oidc/keys.ts)' };
 // Routes and CLI commands hold no SQL: they call a service, which calls a store.
 const noSql = [
   { group: ['knex', 'pg'], message: 'routes and CLI commands hold no SQL or transactions: call a domain service', allowTypeImports: true },
@@ -43,6 +44,12 @@ export default tseslint.config(
   {
     files: ['src/cli/**/*.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: noSql }] },
+  },
+  {
+    // Admin commands call domain services, never the composition root; only `serve`, which runs the server, wires it.
+    files: ['src/cli/**/*.ts'],
+    ignores: ['src/cli/serve.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [...noSql, compositionRoot] }] },
   },
   {
     files: ['src/**/routes.ts', 'src/**/*-routes.ts'],
