@@ -268,6 +268,12 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
     await cliOk(server.env, ['val-server', 'enable', OTHER]);
   });
 
+  test('the OpenAPI document is served under the API root without a token', async () => {
+    const res = await fetch(`${server.config.apiRoot}/ss-ipp/v1/openapi.yaml`);
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'application/yaml']);
+    expect(await res.text()).toContain('title: SS_IdmParameterProvisioning');
+  });
+
   test('never a text/plain 404 under the API root; 405 with Allow for an unsupported method', async () => {
     for (const path of ['', '/', '/nothing', '/configurations/a/b', '/configurations/not*an*id']) {
       const res = await fetch(`${server.config.apiRoot}/ss-ipp/v1${path}`, { headers: { authorization: `Bearer ${token}` } });
