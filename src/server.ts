@@ -94,14 +94,14 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.maxIpsCount = 1;
   if (config.tls || config.issuer.startsWith('https:')) app.use(strictTransportSecurity);
   app.use(requestLog(logger, metrics.httpRequest));
-  app.use(pageErrors(log));
+  app.use(pageErrors(log, config));
   app.use(systemRoutes(db, live.keysLoaded).routes());
-  app.use(interactionRoutes({ db, csrfKey: secrets.csrfKey, loginIdKey: secrets.loginIdKey, provider: () => live.current().provider, throttle: options.throttle }).routes());
+  app.use(interactionRoutes({ db, csrfKey: secrets.csrfKey, loginIdKey: secrets.loginIdKey, provider: () => live.current().provider, throttle: options.throttle, site: config }).routes());
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
   const apiDeps: ApiDeps = { config, db, verifyAccessToken: (token) => live.current().verifyAccessToken(token), log };
   for (const api of apis) app.use(api(apiDeps));
   // Issue 10 item 4: no protocol parameter that could not be stored or logged reaches oidc-provider.
-  app.use(protocolInputGuard());
+  app.use(protocolInputGuard(config));
   app.use(providerEndpoints(live));
 
   return {

@@ -208,3 +208,35 @@ test('the sign-in works with JavaScript disabled', async () => {
   expect(seen.requests.every((u) => u.hostname === '127.0.0.1')).toBe(true);
   await context.close();
 });
+
+test('a browser set to German gets the German page: lang="de", labels, button and error message in German', async () => {
+  // Chromium's locale sets Accept-Language (de-DE,de); the authorization request carries no ui_locales.
+  const context = await browser.newContext({ locale: 'de-DE', viewport: { width: 800, height: 700 } });
+  const page = await context.newPage();
+  const seen = watch(context, page);
+  const request = await authorizationRequest();
+
+  await page.goto(request.url.href);
+  expect(await page.locator('html').getAttribute('lang')).toBe('de');
+  expect(await page.title()).toBe('Anmelden · SEAL Identity Management');
+  await expect(page.locator('.client').innerText()).resolves.toBe(`weiter zu ${CLIENT_NAME}`);
+  const userId = page.getByRole('textbox', { name: 'VAL-Benutzerkennung' });
+  const password = page.getByLabel('Passwort', { exact: true });
+  expect(await userId.getAttribute('id')).toBe('val_user_id');
+  expect(await password.getAttribute('id')).toBe('password');
+  expect(await page.getByRole('button', { name: 'Anmelden' }).count()).toBe(1);
+  expect(await isFocused(page, '#val_user_id')).toBe(true);
+
+  await userId.fill('alice');
+  await password.fill('nicht-das-passwort');
+  await page.keyboard.press('Enter');
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  expect(await alert.innerText()).toBe('Die VAL-Benutzerkennung oder das Passwort ist falsch.');
+  expect(await page.locator('html').getAttribute('lang')).toBe('de');
+  for (const field of [userId, password]) expect(await field.getAttribute('aria-describedby')).toBe('login-error');
+  for (const selector of ['h1', '.site', '.client', '#login-error']) expect(await contrastOf(page, selector)).toBeGreaterThanOrEqual(4.5);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'login-de.png'), fullPage: true });
+  expect(seen.cspViolations).toEqual([]);
+  await context.close();
+});

@@ -119,6 +119,18 @@ const schema = z.object({
   IDMS_ID_TOKEN_TTL: seconds('IDMS_ID_TOKEN_TTL', 3600),
   IDMS_REFRESH_TOKEN_TTL: seconds('IDMS_REFRESH_TOKEN_TTL', 14 * 86400),
   IDMS_SECURITY_TOKEN_TTL: seconds('IDMS_SECURITY_TOKEN_TTL', 60),
+  // Shown on every page (title, heading line, logout prompt): who runs this S-IdMS. Plain text, one line.
+  IDMS_DISPLAY_NAME: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim() || 'SEAL Identity Management')
+    .pipe(z.string().max(100, 'must be at most 100 characters').refine((v) => !/[\p{Cc}\p{Cs}]/u.test(v), 'must be one line of text')),
+  // Where the signed-out page (and the error pages) send a person who came without a client to return to.
+  IDMS_HOME_URL: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined)
+    .pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional()),
   IDMS_DEFAULT_RESOURCE: z
     .string()
     .optional()
@@ -172,6 +184,10 @@ export type Config = Readonly<{
   metrics: Readonly<{ host: string; port: number }> | undefined;
   /** PostgreSQL connections per serving process (each cluster worker has its own pool). */
   dbPoolMax: number;
+  /** The operator's name on the pages (IDMS_DISPLAY_NAME). */
+  displayName: string;
+  /** The way back on the signed-out page when no client asked for one (IDMS_HOME_URL); undefined: none configured. */
+  homeUrl: string | undefined;
 }>;
 
 export class ConfigError extends Error {}
@@ -232,6 +248,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.IDMS_LOG_FORMAT,
     metrics: e.IDMS_METRICS_PORT === undefined ? undefined : Object.freeze({ host: e.IDMS_METRICS_HOST, port: e.IDMS_METRICS_PORT }),
     dbPoolMax: e.IDMS_DB_POOL_MAX,
+    displayName: e.IDMS_DISPLAY_NAME,
+    homeUrl: e.IDMS_HOME_URL,
   });
 }
 

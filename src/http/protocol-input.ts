@@ -3,6 +3,7 @@
 import querystring from 'node:querystring';
 import type { Context, Middleware } from 'koa';
 import { MAX_ID_BYTES, unsafeTextReason } from '../users/ids.ts';
+import type { PageSite } from '../interactions/views.ts';
 import { renderErrorPage } from './errors.ts';
 
 /** oidc-provider's own limit for form bodies (lib/shared/selective_body.js): we read no more than it would. */
@@ -32,7 +33,7 @@ class InvalidProtocolInput extends Error {}
  * Koa middleware in front of oidc-provider. A form body it reads is handed on as `req.body`, which oidc-provider
  * parses instead of the (consumed) stream: decoded with the request's charset exactly as it would have done.
  */
-export function protocolInputGuard(): Middleware {
+export function protocolInputGuard(site: PageSite): Middleware {
   return async (ctx, next) => {
     try {
       checkPath(ctx.path);
@@ -45,7 +46,7 @@ export function protocolInputGuard(): Middleware {
       }
     } catch (err) {
       if (!(err instanceof InvalidProtocolInput)) throw err;
-      refuse(ctx, err.message);
+      refuse(ctx, err.message, site);
       return;
     }
     await next();
@@ -120,11 +121,11 @@ async function readFormText(ctx: Context): Promise<string> {
 
 // The answer oidc-provider would give for its own invalid_request (lib/shared/error_handler.js): a page on the
 // authorization endpoint and for browsers, JSON for back-channel clients; RFC 6750 §3.1 challenge at userinfo.
-function refuse(ctx: Context, description: string): void {
+function refuse(ctx: Context, description: string, site: PageSite): void {
   ctx.status = 400;
   ctx.set('Cache-Control', 'no-store');
   if (AUTHORIZATION_PATHS.test(ctx.path) || ctx.accepts('json', 'html') === 'html') {
-    renderErrorPage(ctx, { title: 'Error', error: 'invalid_request', description });
+    renderErrorPage(ctx, site, { error: 'invalid_request', description });
     return;
   }
   if (ctx.path === USERINFO_PATH) ctx.set('WWW-Authenticate', `Bearer error="invalid_request", error_description="${description}"`);

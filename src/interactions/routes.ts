@@ -9,12 +9,12 @@ import { metrics, type LoginResult } from '../observability/metrics.ts';
 import type { Db } from '../db/knex.ts';
 import { readForm } from '../http/body.ts';
 import { renderErrorPage } from '../http/errors.ts';
-import { setPageSecurityHeaders } from '../http/headers.ts';
 import { servicesOfUser } from '../provisioning/store.ts';
 import { authenticate } from '../users/authenticate.ts';
 import { canonicalId } from '../users/ids.ts';
 import { claimSubmission, idPseudonym, releaseSubmission, type ThrottlePolicy } from '../users/throttle.ts';
-import { renderFragment, renderPage } from './views.ts';
+import { formatCount, messagesFor } from './i18n.ts';
+import { renderFragment, sendPage, type PageSite } from './views.ts';
 
 export type InteractionDeps = {
   db: Db;
@@ -23,9 +23,10 @@ export type InteractionDeps = {
   loginIdKey: Buffer;
   provider: () => Provider;
   throttle?: ThrottlePolicy;
+  /** The operator's name on the pages (IDMS_DISPLAY_NAME). */
+  site: PageSite;
 };
 
-const GENERIC_FAILURE = 'The VAL user ID or password is incorrect.';
 const FORM_LIMIT = 8 * 1024;
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -50,11 +51,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!details) return;
     const form = await readForm(ctx, FORM_LIMIT);
     if (!csrfMatches(deps.csrfKey, details.uid, form.get('csrf') ?? '')) {
-      await showLogin(ctx, deps, details, { status: 403, message: 'Your sign-in form expired. Please try again.' });
+      await showLogin(ctx, deps, details, { status: 403, message: 'formExpired' });
       return;
     }
     if (details.prompt.name !== 'login') {
-      await showLogin(ctx, deps, details, { status: 400, message: 'This sign-in request is no longer valid. Please try again.' });
+      await showLogin(ctx, deps, details, { status: 400, message: 'noLongerValid' });
       return;
     }
     const password = form.get('password') ?? '';
@@ -63,7 +64,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     // lone surrogates, over 255 bytes) gets the generic answer without a password check (issue 10, item 8).
     const id = canonicalId(form.get('val_user_id') ?? '');
     if (!id.ok || !password) {
-      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId: id.ok ? id.id : '' });
+      await showLogin(ctx, deps, details, { status: 400, message: 'failed', invalid: true, valUserId: id.ok ? id.id : '' });
       return;
     }
     const valUserId = id.id;
@@ -74,7 +75,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!submission) {
       metrics.login('throttled');
       ctx.set('Retry-After', '1');
-      await showLogin(ctx, deps, details, { status: 429, message: 'This sign-in form is already being submitted. Please wait a moment and try again.', valUserId });
+      await showLogin(ctx, deps, details, { status: 429, message: 'busy', valUserId });
       return;
     }
     try {
@@ -102,9 +103,9 @@ async function finishLogin(ctx: Context, deps: InteractionDeps, details: Details
     await audit('failure', result.reason);
     if (result.reason === 'throttled') {
       ctx.set('Retry-After', String(result.retryAfter));
-      await showLogin(ctx, deps, details, { status: 429, message: `Too many failed sign-in attempts. Try again in ${result.retryAfter} seconds.`, valUserId });
+      await showLogin(ctx, deps, details, { status: 429, message: { throttled: result.retryAfter }, valUserId });
     } else {
-      await showLogin(ctx, deps, details, { status: 400, message: GENERIC_FAILURE, invalid: true, valUserId });
+      await showLogin(ctx, deps, details, { status: 400, message: 'failed', invalid: true, valUserId });
     }
     return;
   }
@@ -134,41 +135,38 @@ async function loadDetails(ctx: Context & { params: Record<string, string> }, de
     return details;
   } catch (err) {
     if (!(err instanceof errors.OIDCProviderError)) throw err;
-    renderErrorPage(
-      ctx,
-      {
-        title: 'Sign-in expired',
-        error: 'This sign-in request has expired or was opened in another browser.',
-        description: 'Go back to the application and start signing in again.',
-      },
-      400,
-    );
+    // The code and oidc-provider's description in small print; no ui_locales (they are in the interaction we lost).
+    renderErrorPage(ctx, deps.site, { error: err.error, description: err.error_description, kind: 'login_expired' }, 400);
     return undefined;
   }
 }
+
+/** What the form says above the fields after a submission (texts in src/interactions/locales/). */
+type LoginMessage = 'failed' | 'busy' | 'formExpired' | 'noLongerValid' | { throttled: number };
 
 async function showLogin(
   ctx: Context,
   deps: InteractionDeps,
   details: Details,
-  view: { status: number; message?: string; invalid?: boolean; valUserId?: string },
+  view: { status: number; message?: LoginMessage; invalid?: boolean; valUserId?: string },
 ): Promise<void> {
   const client = await deps.provider().Client.find(String(details.params.client_id));
   const redirectUri = String(details.params.redirect_uri ?? '');
-  setPageSecurityHeaders(ctx, originOf(redirectUri));
+  // The client's ui_locales from the authorization request (OIDC Core §3.1.2.1), then Accept-Language.
+  const t = messagesFor(ctx, details.params.ui_locales);
+  const message = typeof view.message === 'object' ? formatCount(t, t.login.throttled, view.message.throttled, 'seconds') : view.message && t.login[view.message];
   ctx.status = view.status;
-  ctx.type = 'html';
-  ctx.body = renderPage('login', 'Sign in', {
-    clientName: client?.clientName ?? client?.clientId ?? 'the application',
+  sendPage(ctx, 'login', { t, site: deps.site, title: t.login.title }, {
+    client: client?.clientName ?? client?.clientId ?? t.login.someApplication,
     action: `/interaction/${details.uid}/login`,
     csrf: csrfToken(deps.csrfKey, details.uid),
     valUserId: view.valUserId ?? '',
-    errorBlock: view.message ? renderFragment('login-error', { message: view.message }) : '',
+    errorBlock: message ? renderFragment('login-error', t, { message }) : '',
     // WCAG 3.3.1: the fields point at the message explaining the failure, and are marked invalid when they caused it.
     fieldErrorAttrs: view.message ? `aria-describedby="login-error"${view.invalid ? ' aria-invalid="true"' : ''}` : '',
     userAutofocus: view.valUserId ? '' : 'autofocus',
     passwordAutofocus: view.valUserId ? 'autofocus' : '',
-  });
+  }, originOf(redirectUri));
 }
 
 // The token binds the form to this interaction; the interaction cookie binds it to this browser.

@@ -5,8 +5,8 @@ import type { Config } from '../config/env.ts';
 import type { Secrets } from '../config/secret.ts';
 import type { Db } from '../db/knex.ts';
 import { renderErrorPage } from '../http/errors.ts';
-import { setPageSecurityHeaders } from '../http/headers.ts';
-import { escapeHtml, renderPage } from '../interactions/views.ts';
+import { formatText, messagesFor, SUPPORTED_LOCALES } from '../interactions/i18n.ts';
+import { homeLink, renderFragment, sendPage } from '../interactions/views.ts';
 import { createFindAccount, servicesForRequest } from './account.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { GRANTS } from './grants/index.ts';
@@ -109,17 +109,24 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
-          // The confirmation posts to us and may then redirect to the client's (already validated) post-logout URI.
+          // The confirmation posts to us and then redirects to the client's (already validated) post-logout URI
+          // when it sent one: that is the way back; without one the signed-out page offers IDMS_HOME_URL.
           const next = ctx.oidc.params?.post_logout_redirect_uri;
-          setPageSecurityHeaders(ctx, typeof next === 'string' ? [new URL(next).origin] : []);
-          ctx.type = 'html';
-          ctx.body = renderPage('logout', 'Sign out', { host: ctx.host, form });
+          // RP-Initiated Logout 1.0 §2: ui_locales, as at the authorization endpoint.
+          const t = messagesFor(ctx, ctx.oidc.params?.ui_locales);
+          sendPage(ctx, 'logout', { t, site: config, title: t.logout.title }, { form }, typeof next === 'string' ? [new URL(next).origin] : []);
         },
+        // Shown only when no post_logout_redirect_uri was sent. client_id is present when the person chose to stay
+        // signed in: oidc-provider then ended that client's part of the session only.
         postLogoutSuccessSource: async (ctx) => {
-          setPageSecurityHeaders(ctx);
-          const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
-          ctx.type = 'html';
-          ctx.body = renderPage('logged-out', 'Signed out', { clientPart: name ? ` from ${escapeHtml(name)}` : '' });
+          const t = messagesFor(ctx, ctx.query.ui_locales);
+          const frame = { t, site: config, title: t.loggedOut.title };
+          const client = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
+          const values = { site: config.displayName, client: client ?? '' };
+          sendPage(ctx, 'logged-out', frame, {
+            message: formatText(client ? t.loggedOut.clientOnly : t.loggedOut.everywhere, values),
+            wayBack: homeLink(frame) || renderFragment('close-window', t, {}),
+          });
         },
       },
       resourceIndicators: {
@@ -175,7 +182,12 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
 
-    renderError: async (ctx, out) => renderErrorPage(ctx, { title: 'Error', error: out.error, description: out.error_description ?? '' }),
+    // Errors that cannot go back to the client (unknown client, unregistered redirect_uri, ...): a page that says
+    // what happened and what the person can do, with the OAuth code in small print for support.
+    renderError: async (ctx, out) =>
+      renderErrorPage(ctx, config, { error: out.error, description: out.error_description, uiLocales: ctx.oidc?.params?.ui_locales }),
+    // OIDC Discovery §3: the languages of the pages (src/interactions/locales/), chosen by ui_locales.
+    discovery: { ui_locales_supported: [...SUPPORTED_LOCALES] },
   };
 
   const provider = new Provider(config.issuer, configuration);
