@@ -78,7 +78,8 @@ describe('authorization code + PKCE login', () => {
     // RFC 9068 access token for the default resource, signed ES256.
     expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
     const { payload } = await jwtVerify(tokens.access_token, jwks(), { issuer: server.issuer, audience: 'urn:3gpp:seal', typ: 'at+jwt' });
-    expect(payload).toMatchObject({ sub: 'alice', client_id: 'val-ue', val_service_ids: ['mcptt-1', 'v2x-7'], scope: '3gpp:seal:val_service' });
+    // TS 33.434 A.2.2.2: the granted scopes, openid among them (issue 13).
+    expect(payload).toMatchObject({ sub: 'alice', client_id: 'val-ue', val_service_ids: ['mcptt-1', 'v2x-7'], scope: 'openid 3gpp:seal:val_service' });
     expect(payload.exp! - payload.iat!).toBe(300);
     expect(payload.jti).toEqual(expect.any(String));
   });

@@ -4,12 +4,24 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import type { Config } from '../config/env.ts';
 import type { Db } from '../db/knex.ts';
 
+/** Algorithms a resource server may choose for its access tokens (`resource add --alg`). */
 export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
+/** Algorithms a client may register for its ID tokens (`client add|update --id-token-alg`); RS256 unless it does (OIDC Core §3.1.3.7). */
+export const ID_TOKEN_ALGS = ['RS256', 'ES256', 'PS256', 'EdDSA'] as const;
+export type IdTokenAlg = (typeof ID_TOKEN_ALGS)[number];
+
+/**
+ * One active key per algorithm anything may be signed with (access tokens, ID tokens, security tokens), so a client
+ * registered for any ID token algorithm is served at once, by every instance, and rotation renews them all.
+ */
+export const KEY_ALGS = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;
+export type KeyAlg = (typeof KEY_ALGS)[number];
+
 type KeyRow = {
   kid: string;
-  alg: SigningAlg;
+  alg: KeyAlg;
   public_jwk: JWK;
   private_jwk_encrypted: string;
   status: 'active' | 'retired';
@@ -38,11 +50,11 @@ const KEY_LOCK = 0x5ea1_1d35;
 
 export async function ensureSigningKeys(db: Db, kek: Buffer): Promise<void> {
   const active = await db('signing_keys').where({ status: 'active' }).pluck('alg');
-  if (SIGNING_ALGS.every((alg) => active.includes(alg))) return;
+  if (KEY_ALGS.every((alg) => active.includes(alg))) return;
   await db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?)', [KEY_LOCK]);
     const present = await trx('signing_keys').where({ status: 'active' }).pluck('alg');
-    for (const alg of SIGNING_ALGS) {
+    for (const alg of KEY_ALGS) {
       if (!present.includes(alg)) await trx('signing_keys').insert(await newKeyRow(alg, kek));
     }
   });
@@ -53,7 +65,7 @@ export async function rotateSigningKeys(db: Db, kek: Buffer): Promise<string[]> 
   return db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?)', [KEY_LOCK]);
     await trx('signing_keys').where({ status: 'active' }).update({ status: 'retired', retired_at: trx.fn.now() });
-    const rows = await Promise.all(SIGNING_ALGS.map((alg) => newKeyRow(alg, kek)));
+    const rows = await Promise.all(KEY_ALGS.map((alg) => newKeyRow(alg, kek)));
     await trx('signing_keys').insert(rows);
     return rows.map((r) => r.kid);
   });
@@ -93,8 +105,10 @@ function fingerprintOf(rows: Pick<KeyRow, 'kid' | 'status'>[]): string {
   return rows.map((r) => `${r.kid}:${r.status}`).join(',');
 }
 
-async function newKeyRow(alg: SigningAlg, kek: Buffer) {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}) });
+async function newKeyRow(alg: KeyAlg, kek: Buffer) {
+  // EdDSA keys are Ed25519 (RFC 8037).
+  const options = alg === 'RS256' || alg === 'PS256' ? { modulusLength: 2048 } : alg === 'EdDSA' ? { crv: 'Ed25519' } : {};
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...options });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
   const privateJwk = await exportJWK(privateKey);

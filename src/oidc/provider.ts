@@ -15,7 +15,11 @@ import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
 import { CLIENT_CREDENTIALS_GTY } from './access-tokens.ts';
 import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, PROVISIONING_SCOPE, resourceServerInfoForClient, validateClientResourceMetadata, VAL_SERVICE_SCOPE } from './resources.ts';
-import { defaultResourceFor, SS_IPP_SCOPE } from './resources.ts';
+import { defaultResourceFor, registeredScopes, SS_IPP_SCOPE } from './resources.ts';
+import { ACR_VALUES, SCOPE_CLAIMS, SKEY_PROV_CLAIM, valInteractionPolicy } from './claims.ts';
+import { advertiseServiceScopes, loginScopes } from './service-scopes.ts';
+import { acceptJwtAccessTokensAtUserinfo } from './userinfo.ts';
+import { findValServerByClientIdCached } from '../provisioning/store.ts';
 
 export type ProviderDeps = {
   config: Config;
@@ -43,11 +47,10 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     cookies: { keys: secrets.cookieKeys, long: cookieOptions, short: cookieOptions },
 
     scopes: [...STATIC_SCOPES],
-    claims: {
-      // amr (RFC 8176): the methods used at login (pwd today; otp when a second factor plugs in).
-      openid: ['sub', 'amr'],
-      [VAL_SERVICE_SCOPE]: ['val_user_id', 'val_service_ids'],
-    },
+    // acr (TS 33.434 A.2.1.2, A.4.2.2: 3gpp:acr:password) and amr (RFC 8176: pwd today; otp when a second factor
+    // plugs in) come from the login; the VAL claims come with `openid` alone (src/oidc/claims.ts).
+    claims: SCOPE_CLAIMS,
+    acrValues: [...ACR_VALUES],
     // DESIGN: the VAL claims go into the ID token too (TS 33.180 annex B.2 puts them in ID and access tokens).
     conformIdTokenClaims: false,
 
@@ -62,7 +65,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      id_token_signed_response_alg: 'ES256',
+      // OIDC Core §3.1.3.7: RS256 unless the client registered another (`client add|update --id-token-alg`).
+      id_token_signed_response_alg: 'RS256',
       token_endpoint_auth_method: 'client_secret_basic',
     },
     // RFC 9700 §2.1.1: PKCE for every client using the code flow, not only public ones; S256 only.
@@ -71,7 +75,10 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     // RFC 9700 §4.14.2: refresh tokens rotate; a replayed one revokes the grant (oidc-provider does the revocation).
     rotateRefreshToken: true,
-    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    // VAL profile (TS 33.434 A.4.2.5, A.5): a client registered for refresh_token gets a refresh token from the code
+    // grant without offline_access/prompt=consent. Without offline_access it is bound to the login (oidc-provider's
+    // expiresWithSession): RP-initiated logout revokes it; with offline_access it outlives the login (OIDC Core §11).
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
 
     ttl: {
       // A resource server's own lifetime (`resource add --ttl`) wins; resourceServerInfo falls back to IDMS_ACCESS_TOKEN_TTL.
@@ -87,6 +94,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 
     features: {
       devInteractions: { enabled: false },
+      // OIDC Core §5.5: lets a client ask for acr as an essential claim (src/oidc/claims.ts answers what cannot be met).
+      claimsParameter: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -143,18 +152,27 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
             throw new errors.UnauthorizedClient(`the service agreement of this VAL server is ${standing === 'disabled' ? 'disabled' : 'expired'}`);
           }
           const requested = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope.split(' ').filter(Boolean) : [];
-          return resourceServerInfoForClient(config, db, indicator, client, requested);
+          // A VAL user's token also carries openid and the user's VAL service scopes (TS 33.434 A.2.2.2; src/oidc/service-scopes.ts).
+          const accountId = ctx.oidc.entities?.Account?.accountId ?? ctx.oidc.entities?.Session?.accountId;
+          const services = async () => (accountId ? await servicesForRequest(ctx, db, accountId) : undefined);
+          const { forRegistration, userScopes } = await loginScopes(ctx, db, registeredScopes(client), requested, services);
+          const info = await resourceServerInfoForClient(config, db, indicator, client, forRegistration);
+          return userScopes.length ? { ...info, scope: [...new Set([...info.scope.split(' ').filter(Boolean), ...userScopes])].join(' ') } : info;
         },
-        // Access tokens are RFC 9068 JWTs for the granted resource, unless the client explicitly asks a
-        // refresh for the `openid` scope, which is how it gets a token for the userinfo endpoint.
-        useGrantedResource: async (ctx) => !(ctx.oidc.route === 'token' && ctx.oidc.params?.scope && String(ctx.oidc.params.scope).split(' ').includes('openid')),
+        // Every access token is an RFC 9068 JWT for the granted resource, whatever scope a refresh repeats (RFC 6749
+        // §6: the original scope means the same as none); the userinfo endpoint accepts it (src/oidc/userinfo.ts).
+        useGrantedResource: async () => true,
       },
     },
 
     // Access tokens carry the user's VAL service IDs (DESIGN, protocol profile).
     extraTokenClaims: async (ctx, token) => {
       // How the token was issued, so no one needs to compare sub with client_id to tell a client's token (isClientToken).
-      if (token.kind === 'ClientCredentials') return { gty: CLIENT_CREDENTIALS_GTY };
+      if (token.kind === 'ClientCredentials') {
+        // TS 33.434 A.2.2.3: SKeyProv only in the tokens of a VAL server authorized to provide key material to the S-KMS.
+        const skeyProv = (await findValServerByClientIdCached(db, token.clientId!))?.skey_prov === true;
+        return { gty: CLIENT_CREDENTIALS_GTY, ...(skeyProv ? { [SKEY_PROV_CLAIM]: true } : {}) };
+      }
       if (token.kind !== 'AccessToken' || !('accountId' in token) || !token.accountId) return undefined;
       // grant_id lets introspection refuse tokens of a revoked grant (code or refresh token replay, logout; RFC 9700 §4.5, §4.14).
       return { val_service_ids: await servicesForRequest(ctx, db, token.accountId), grant_id: token.grantId };
@@ -180,7 +198,21 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       return grant;
     },
 
-    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: valInteractionPolicy() },
+
+    formats: {
+      customizers: {
+        // TS 33.434 A.2.2.2, RFC 9068 §2.2.3: every access token carries scope. A client_credentials request without
+        // scope is granted the default of RFC 6749 §3.3: what the resource server offers this client (its registered
+        // scope, src/oidc/resources.ts), shown in the token response too (it is set before the response is built).
+        // A request naming only scopes the resource server lacks is not widened (RFC 8707 §2.2 narrows to the resource).
+        jwt: async (ctx, token, jwt) => {
+          if (token.kind !== 'ClientCredentials' || ctx.oidc.params?.scope || token.scope || !token.resourceServer?.scope) return;
+          token.scope = token.resourceServer.scope;
+          jwt.payload.scope = token.scope;
+        },
+      },
+    },
 
     // Errors that cannot go back to the client (unknown client, unregistered redirect_uri, ...): a page that says
     // what happened and what the person can do, with the OAuth code in small print for support.
@@ -194,6 +226,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   // Client secrets are stored hashed (src/oidc/at-rest.ts): authentication compares hashes.
   compareHashedClientSecrets(provider, atRestKeys(secrets));
   provider.proxy = config.trustProxy;
+  acceptJwtAccessTokensAtUserinfo(provider, config, db, deps.signingKeys);
+  advertiseServiceScopes(provider, db);
   for (const extend of extensions) extend(provider, deps);
   // The grants listed in src/oidc/grants/index.ts, with one unauthorized_client rewrite for all of them.
   for (const grant of GRANTS) provider.registerGrantType(grant.grantType, grant.handler(deps), grant.parameters, grant.duplicates);

@@ -125,7 +125,8 @@ describe('item 10: scopes are bound to the client (RFC 6749 §3.3, §5.2)', () =
   test('authorization code and refresh: a registered scope is granted; refresh cannot add one, and loses one the client no longer has', async () => {
     const ue = await publicClient('skms-ue');
     const tokens = await userTokens(ue, 'alice', { resource: SKMS, scope: 'openid offline_access skms:read' });
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ aud: SKMS, scope: 'skms:read', sub: 'alice' });
+    // TS 33.434 A.2.2.2 (issue 13): a VAL user's token carries openid among the granted scopes.
+    expect(decodeJwt(tokens.access_token)).toMatchObject({ aud: SKMS, scope: 'openid skms:read', sub: 'alice' });
     // RFC 6749 §6: a refresh may not ask for more than the original grant.
     await expect(oidc.refreshTokenGrant(ue, tokens.refresh_token!, { scope: 'skms:admin' })).rejects.toMatchObject({ error: 'invalid_scope' });
 

@@ -3,7 +3,9 @@ import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
-import { authRequest, introspect, login, loginAndRedeem, provision, REDIRECT, type Deployment } from './support.ts';
+import { cliOk } from '../helpers/cli.ts';
+import { Browser } from '../helpers/browser.ts';
+import { authRequest, insecure, introspect, login, loginAndRedeem, PASSWORDS, provision, REDIRECT, type Deployment } from './support.ts';
 
 let database: TestDatabase;
 let d: Deployment;
@@ -231,9 +233,20 @@ describe('refresh tokens (RFC 9700 §4.14)', () => {
     await expect(oidc.refreshTokenGrant(d.web, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
-  test('offline_access without prompt=consent gets no refresh token (OIDC Core §11)', async () => {
+  test('offline_access without prompt=consent is not granted (OIDC Core §11); the refresh token is the VAL profile\'s, bound to the login', async () => {
+    // Issue 13 (TS 33.434 A.4.2.5): a client registered for refresh_token gets one without offline_access; OIDC Core
+    // §11 still decides offline_access: without prompt=consent it is not granted.
     const { callback, verifier, state, nonce } = await login(d.ue, 'alice', { prompt: 'login' });
     const tokens = await oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+    expect(tokens.scope?.split(' ')).not.toContain('offline_access');
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+  });
+
+  test('a client not registered for refresh_token gets no refresh token, even with offline_access and prompt=consent', async () => {
+    await cliOk(d.server.env, ['client', 'add', 'code-only', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--scope', 'openid offline_access 3gpp:seal:val_service']);
+    const codeOnly = await oidc.discovery(new URL(d.server.issuer), 'code-only', undefined, oidc.None(), insecure);
+    const { callback, verifier, state, nonce } = await login(codeOnly, 'alice', { prompt: 'consent' });
+    const tokens = await oidc.authorizationCodeGrant(codeOnly, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
     expect(tokens.refresh_token).toBeUndefined();
   });
 });
@@ -267,11 +280,24 @@ describe('access tokens: audience-restricted and short-lived (RFC 9700 §2.3, RF
     await expect(oidc.refreshTokenGrant(d.ue, tokens.refresh_token!, { resource: 'urn:3gpp:seal' })).rejects.toMatchObject({ error: 'invalid_target' });
   });
 
-  test('the userinfo endpoint refuses an access token issued for a resource server', async () => {
-    const tokens = await loginAndRedeem(d.ue, 'alice');
-    const res = await fetch(`${d.server.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
-    expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toMatch(/invalid_token/);
+  test('the userinfo endpoint refuses an access token for a resource server that was not granted openid, and a client\'s own token', async () => {
+    // Issue 13 (OIDC Core §5.3): the login's access token (granted openid) works at userinfo whatever its audience;
+    // one that was not granted openid does not, nor does a client_credentials token.
+    const me = (token: string) => fetch(`${d.server.issuer}/me`, { headers: { authorization: `Bearer ${token}` } });
+    // A plain OAuth 2.0 request (no openid, so no nonce either).
+    const req = await authRequest(d.ue, { resource: 'https://skms.example.org', scope: '3gpp:seal:val_service' });
+    req.url.searchParams.delete('nonce');
+    const callback = new URL(await new Browser().login(req.url, 'alice', PASSWORDS.alice, req.redirectUri));
+    const tokens = await oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: req.verifier, expectedState: req.state });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({ aud: 'https://skms.example.org', scope: '3gpp:seal:val_service' });
+    const res = await me(tokens.access_token);
+    expect(res.status).toBe(403);
+    expect(res.headers.get('www-authenticate')).toMatch(/insufficient_scope/);
+    const clientToken = await oidc.clientCredentialsGrant(d.valServer, { resource: 'https://skms.example.org' });
+    const refused = await me(clientToken.access_token);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/invalid_token/);
+    expect((await me((await loginAndRedeem(d.ue, 'alice')).access_token)).status).toBe(200);
   });
 });
 
