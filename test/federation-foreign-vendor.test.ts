@@ -48,8 +48,8 @@ beforeAll(async () => {
   server = await startTestServer(database);
   const env = server.env;
   // visitor and carol have no credentials here, only this domain's service mapping; lena is a local user.
-  await cliOk(env, ['service', 'grant', 'b-ptt', 'visitor', 'lena']);
-  await cliOk(env, ['service', 'grant', 'b-data', 'visitor', 'carol']);
+  await cliOk(env, ['service', 'grant', 'b-ptt', 'visitor', 'lena', '--allow-unknown']);
+  await cliOk(env, ['service', 'grant', 'b-data', 'visitor', 'carol', '--allow-unknown']);
   await cliOk(env, ['user', 'add', 'lena', '--password', 'lena-password-1']);
   await cliOk(env, ['client', 'add', 'val-ue', '--public', '--grant', JWT_BEARER, '--grant', TOKEN_EXCHANGE]);
   await cliOk(env, ['client', 'add', 'other-ue', '--public', '--grant', JWT_BEARER]);

@@ -31,8 +31,8 @@ beforeAll(async () => {
   server = await startTestServer(database);
   const env = server.env;
   // Only a mapping for alice here: she has no credentials in this domain.
-  await cliOk(env, ['service', 'grant', 'b-ptt', 'alice', 'dave']);
-  await cliOk(env, ['service', 'grant', 'b-data', 'alice']);
+  await cliOk(env, ['service', 'grant', 'b-ptt', 'alice', 'dave', '--allow-unknown']);
+  await cliOk(env, ['service', 'grant', 'b-data', 'alice', '--allow-unknown']);
   await cliOk(env, ['user', 'add', 'dave', '--password', 'dave-password-1']);
   await cliOk(env, ['user', 'disable', 'dave']);
   await cliOk(env, ['resource', 'add', 'https://skms.partner.example.org']);

@@ -37,14 +37,14 @@ beforeAll(async () => {
   await cliOk(a.env, ['user', 'add', 'alice', '--password', 'alice-password-1']);
   await cliOk(a.env, ['service', 'grant', 'a-ptt', 'alice']);
   await cliOk(a.env, clientArgs);
-  await cliOk(b.env, ['service', 'grant', 'b-ptt', 'alice']);
-  await cliOk(b.env, ['service', 'grant', 'b-data', 'alice']);
+  await cliOk(b.env, ['service', 'grant', 'b-ptt', 'alice', '--allow-unknown']);
+  await cliOk(b.env, ['service', 'grant', 'b-data', 'alice', '--allow-unknown']);
   await cliOk(b.env, clientArgs);
   await cliOk(b.env, ['client', 'add', 'val-server-b', '--secret', 'val-server-b-secret-1', '--grant', 'client_credentials']);
   // The other direction: bob's home is B, A maps him to one of its services.
   await cliOk(b.env, ['user', 'add', 'bob', '--password', 'bob-password-1']);
   await cliOk(b.env, ['service', 'grant', 'b-ptt', 'bob']);
-  await cliOk(a.env, ['service', 'grant', 'a-visitor', 'bob']);
+  await cliOk(a.env, ['service', 'grant', 'a-visitor', 'bob', '--allow-unknown']);
 
   // Out-of-band key exchange: A's JWKS through a file, B's piped through stdin.
   const jwksA = writeTemp(dir, 'a.jwks.json', await cliOk(a.env, ['keys', 'export']));

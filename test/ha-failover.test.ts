@@ -76,7 +76,7 @@ beforeAll(async () => {
   await serve('B', `postgres://postgres@127.0.0.1:${dead},${pair.hosts}/idms`);
 
   for (const u of USERS) await cliOk(env, ['user', 'add', u, '--password', PASSWORD]);
-  await cliOk(env, ['service', 'grant', 'mcptt-1', ...USERS, 'remote-1']);
+  await cliOk(env, ['service', 'grant', 'mcptt-1', ...USERS, 'remote-1', '--allow-unknown']);
   await cliOk(env, ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', TOKEN_EXCHANGE, '--grant', JWT_BEARER]);
   await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', REDIRECT]);
   await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', MCX_SECRET, '--services', 'mcptt-1']);

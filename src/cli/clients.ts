@@ -1,93 +1,188 @@
-// CLI: client add | update | list | remove.
-import { parseArgs } from 'node:util';
-import { recordAudit } from '../audit/store.ts';
+// CLI: client add | update | show | list | rotate-secret | remove — parse, call src/oidc/clients.ts, print.
 import { isAbsoluteUri } from '../config/env.ts';
-import { ClientExistsError, clientMetadata, InvalidClientError, listClients, registerClient, registeredScope, removeClient, updateClient, type ClientChange } from '../oidc/clients.ts';
 import { atRestKeys } from '../oidc/at-rest.ts';
-import { CliError, withDatabase, type CliIo } from './context.ts';
+import {
+  addClient,
+  changeClient,
+  deleteClient,
+  InvalidClientError,
+  listClientDescriptions,
+  registeredScope,
+  rotateClientSecret,
+  showClient,
+  type ClientChange,
+  type ClientDescription,
+} from '../oidc/clients.ts';
+import { parseCommand } from './args.ts';
+import { CliError, withDatabase, type CliIo, type CommandHelp } from './context.ts';
 import { cliProvider } from './provider.ts';
 import { validateId } from './validate.ts';
 
-const USAGE =
-  'usage: client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] · client update <clientId> [--scope S] [--resource-server URI|none]… · client list · client remove <clientId>';
+const ACTOR = 'cli';
+
+const ADD_USAGE =
+  'client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] [--id-token-alg RS256|ES256|PS256|EdDSA]';
+const UPDATE_USAGE =
+  'client update <clientId> [--redirect-uri URI]… [--grant TYPE]… [--name N] [--scope S] [--resource-server URI|none]… [--id-token-alg RS256|ES256|PS256|EdDSA]';
+
+export const clientHelp: CommandHelp = {
+  '': `usage: seal-idms client <subcommand>
+  add <clientId> …                 register a client (see client add --help)
+  update <clientId> …              change redirect URIs, grants, name, scope, resource servers, ID token algorithm
+  show <clientId> [--json]         the registered metadata (never the secret)
+  list [--json]                    all clients
+  rotate-secret <clientId>         a new generated secret, printed once; the old one stops working
+  remove <clientId>                the client's tokens stop at once`,
+  add: `usage: seal-idms ${ADD_USAGE}
+  --public: PKCE client without secret. Without --grant: authorization_code refresh_token if redirect URIs are given,
+  else client_credentials. Without --secret a confidential client gets a generated secret, printed once. --scope: the
+  client's registered scope (tokens never carry anything else). --resource-server: a resource server this client
+  operates (it may introspect tokens issued for it). --id-token-alg: its ID tokens' algorithm (default RS256).`,
+  update: `usage: seal-idms ${UPDATE_USAGE}
+  Each option given replaces that part of the registration: --redirect-uri (repeatable) the redirect URIs, --grant
+  (repeatable) the grant types, --name the display name ('' removes it), --scope the registered scope,
+  --resource-server the resource servers it operates (none clears them), --id-token-alg its ID token algorithm.
+  Takes effect at the client's next request.`,
+  show: `usage: seal-idms client show <clientId> [--json]
+  The client's registered metadata: type, authentication method, grants, redirect URIs, scope, resource servers, ID
+  token algorithm. Secrets are stored hashed and never shown.`,
+  list: `usage: seal-idms client list [--json]
+  One client per line: ID, public|confidential, grants, registered scope (tab-separated; --json: one object per line).`,
+  'rotate-secret': `usage: seal-idms client rotate-secret <clientId>
+  Generates a new secret for a confidential client and prints it once (it is stored hashed). The old secret stops
+  working at the client's next request.`,
+  remove: `usage: seal-idms client remove <clientId>
+  Removes the client: its tokens stop at once (client authentication fails; its access tokens are inactive at
+  introspection and refused by the provisioning API).`,
+};
 
 export async function clientCommand(args: string[], io: CliIo): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub === 'add') {
-    const { values, positionals } = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        secret: { type: 'string' },
-        public: { type: 'boolean' },
-        'redirect-uri': { type: 'string', multiple: true },
-        grant: { type: 'string', multiple: true },
-        scope: { type: 'string' },
-        'resource-server': { type: 'string', multiple: true },
-        name: { type: 'string' },
-      },
-    });
-    const clientId = validateId('client ID', positionals[0]);
-    const metadata = wrap(() =>
-      clientMetadata({
-        clientId,
-        secret: values.secret,
-        public: values.public ?? false,
-        redirectUris: values['redirect-uri'] ?? [],
-        grants: values.grant ?? [],
-        scope: values.scope,
-        resourceServers: parseResourceServers(values['resource-server']),
-        name: values.name,
-      }),
-    );
-    await withDatabase(io, async (ctx) => {
-      const provider = await cliProvider(ctx);
-      await wrapAsync(() => registerClient(ctx.database.db, provider, metadata, atRestKeys(ctx.secrets)));
-      await recordAudit(ctx.database.db, { actor: 'cli', action: 'client.add', subject: clientId, result: 'success', details: { grants: metadata.grant_types } });
-      ctx.out(`added client ${clientId} (${metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential'}; grants ${metadata.grant_types?.join(', ')}; scope ${registeredScope(metadata)})`);
-      // The secret is shown once, when the CLI generated it; an operator-supplied one is not echoed.
-      if (metadata.client_secret && !values.secret) ctx.out(`client_secret: ${metadata.client_secret}`);
-    });
-    return;
+  switch (sub) {
+    case 'add':
+      return add(rest, io);
+    case 'update':
+      return update(rest, io);
+    case 'show': {
+      const { values, positionals } = parseCommand(rest, { json: { type: 'boolean' } }, 'client show <clientId> [--json]', { max: 1 });
+      const clientId = validateId('client ID', positionals[0]);
+      await withDatabase(io, async ({ database: { db }, out }) => {
+        const c = await showClient(db, clientId);
+        if (values.json) return out(JSON.stringify(c));
+        out(`client ID: ${c.clientId}`);
+        if (c.name) out(`name: ${c.name}`);
+        out(`type: ${c.type} (${c.authMethod})`);
+        out(`grants: ${c.grants.join(' ')}`);
+        out(`redirect URIs: ${c.redirectUris.join(' ') || '-'}`);
+        out(`scope: ${c.scope || '-'}`);
+        out(`resource servers: ${c.resourceServers.join(' ') || '-'}`);
+        out(`ID token algorithm: ${c.idTokenAlg}`);
+      });
+      return;
+    }
+    case 'list': {
+      const { values } = parseCommand(rest, { json: { type: 'boolean' } }, 'client list [--json]', { max: 0 });
+      await withDatabase(io, async ({ database: { db }, out }) => {
+        for (const c of await listClientDescriptions(db)) out(values.json ? JSON.stringify(c) : line(c));
+      });
+      return;
+    }
+    case 'rotate-secret': {
+      const { positionals } = parseCommand(rest, {}, 'client rotate-secret <clientId>', { max: 1 });
+      const clientId = validateId('client ID', positionals[0]);
+      await withDatabase(io, async (ctx) => {
+        const secret = await asCliError(() => rotateClientSecret(ctx.database.db, atRestKeys(ctx.secrets), ACTOR, clientId));
+        ctx.out(`rotated the secret of client ${clientId}; the old one no longer works`);
+        // Shown this once: only its hash is stored.
+        ctx.out(`client_secret: ${secret}`);
+      });
+      return;
+    }
+    case 'remove': {
+      const { positionals } = parseCommand(rest, {}, 'client remove <clientId>', { max: 1 });
+      const clientId = validateId('client ID', positionals[0]);
+      await withDatabase(io, async ({ database: { db }, out }) => {
+        await deleteClient(db, ACTOR, clientId);
+        out(`removed client ${clientId}`);
+      });
+      return;
+    }
+    default:
+      throw new CliError(`${sub === undefined ? 'missing client subcommand' : `unknown client subcommand "${sub.slice(0, 40)}"`} (see seal-idms client --help)`);
   }
-  if (sub === 'update') {
-    const { values, positionals } = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: { scope: { type: 'string' }, 'resource-server': { type: 'string', multiple: true } },
-    });
-    const clientId = validateId('client ID', positionals[0]);
-    const change: ClientChange = {};
-    // The registered scope bounds every token of the client (docs/oidc.md): it replaces the old one.
-    if (values.scope !== undefined) change.scope = values.scope;
-    if (values['resource-server'] !== undefined) change.resourceServers = parseResourceServers(values['resource-server']);
-    if (Object.keys(change).length === 0) throw new CliError('nothing to update: give --scope or --resource-server');
-    await withDatabase(io, async (ctx) => {
-      const provider = await cliProvider(ctx);
-      if (!(await wrapAsync(() => updateClient(ctx.database.db, provider, clientId, change, atRestKeys(ctx.secrets))))) throw new CliError(`no client ${clientId}`);
-      await recordAudit(ctx.database.db, { actor: 'cli', action: 'client.update', subject: clientId, result: 'success', details: { ...change } });
-      ctx.out(`updated client ${clientId}`);
-    });
-    return;
-  }
-  if (sub === 'list') {
-    await withDatabase(io, async ({ database: { db }, out }) => {
-      for (const c of await listClients(db)) {
-        out([c.client_id, c.token_endpoint_auth_method === 'none' ? 'public' : 'confidential', (c.grant_types ?? []).join(','), registeredScope(c)].join('\t'));
-      }
-    });
-    return;
-  }
-  if (sub === 'remove') {
-    const clientId = validateId('client ID', rest[0]);
-    await withDatabase(io, async ({ database: { db }, out }) => {
-      if (!(await removeClient(db, clientId))) throw new CliError(`no client ${clientId}`);
-      await recordAudit(db, { actor: 'cli', action: 'client.remove', subject: clientId, result: 'success' });
-      out(`removed client ${clientId}`);
-    });
-    return;
-  }
-  throw new CliError(USAGE);
+}
+
+async function add(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parseCommand(
+    args,
+    {
+      secret: { type: 'string' },
+      public: { type: 'boolean' },
+      'redirect-uri': { type: 'string', multiple: true },
+      grant: { type: 'string', multiple: true },
+      scope: { type: 'string' },
+      'resource-server': { type: 'string', multiple: true },
+      name: { type: 'string' },
+      'id-token-alg': { type: 'string' },
+    },
+    ADD_USAGE,
+    { max: 1 },
+  );
+  const clientId = validateId('client ID', positionals[0]);
+  const spec = {
+    clientId,
+    secret: values.secret,
+    public: values.public ?? false,
+    redirectUris: values['redirect-uri'] ?? [],
+    grants: values.grant ?? [],
+    scope: values.scope,
+    resourceServers: parseResourceServers(values['resource-server']),
+    name: values.name,
+    idTokenAlg: values['id-token-alg'],
+  };
+  await withDatabase(io, async (ctx) => {
+    const provider = await cliProvider(ctx);
+    const { metadata, generatedSecret } = await asCliError(() => addClient(ctx.database.db, provider, atRestKeys(ctx.secrets), ACTOR, spec));
+    ctx.out(`added client ${clientId} (${metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential'}; grants ${metadata.grant_types?.join(', ')}; scope ${registeredScope(metadata)})`);
+    // The secret is shown once, when the CLI generated it; an operator-supplied one is not echoed.
+    if (generatedSecret) ctx.out(`client_secret: ${generatedSecret}`);
+  });
+}
+
+async function update(args: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parseCommand(
+    args,
+    {
+      'redirect-uri': { type: 'string', multiple: true },
+      grant: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      scope: { type: 'string' },
+      'resource-server': { type: 'string', multiple: true },
+      'id-token-alg': { type: 'string' },
+    },
+    UPDATE_USAGE,
+    { max: 1 },
+  );
+  const clientId = validateId('client ID', positionals[0]);
+  const change: ClientChange = {};
+  if (values['redirect-uri'] !== undefined) change.redirectUris = [...new Set(values['redirect-uri'])];
+  if (values.grant !== undefined) change.grants = [...new Set(values.grant)];
+  if (values.name !== undefined) change.name = values.name;
+  // The registered scope bounds every token of the client (docs/oidc.md): it replaces the old one.
+  if (values.scope !== undefined) change.scope = values.scope;
+  if (values['resource-server'] !== undefined) change.resourceServers = parseResourceServers(values['resource-server']);
+  // OIDC Core §3.1.3.7: the algorithm the client's ID tokens are signed with (RS256 when never set).
+  if (values['id-token-alg'] !== undefined) change.idTokenAlg = values['id-token-alg'];
+  if (Object.keys(change).length === 0) throw new CliError('nothing to update: give --redirect-uri, --grant, --name, --scope, --resource-server or --id-token-alg');
+  await withDatabase(io, async (ctx) => {
+    const provider = await cliProvider(ctx);
+    await asCliError(() => changeClient(ctx.database.db, provider, atRestKeys(ctx.secrets), ACTOR, clientId, change));
+    ctx.out(`updated client ${clientId}`);
+  });
+}
+
+function line(c: ClientDescription): string {
+  return [c.clientId, c.type, c.grants.join(','), c.scope].join('\t');
 }
 
 /** --resource-server URI (repeatable): RFC 8707 identifiers; `none` alone clears the list. */
@@ -98,21 +193,11 @@ function parseResourceServers(values: string[] | undefined): string[] | undefine
   return [...new Set(values)];
 }
 
-function wrap<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof InvalidClientError) throw new CliError(`invalid client: ${err.message}`);
-    throw err;
-  }
-}
-
-async function wrapAsync<T>(fn: () => Promise<T>): Promise<T> {
+async function asCliError<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof InvalidClientError) throw new CliError(`invalid client: ${err.message}`);
-    if (err instanceof ClientExistsError) throw new CliError(err.message);
     throw err;
   }
 }

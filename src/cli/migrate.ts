@@ -5,9 +5,17 @@ import { openDatabase } from '../db/database.ts';
 import { migrateLatest } from '../db/migrate.ts';
 import { convertLegacyPayloads } from '../oidc/adapter.ts';
 import { atRestKeys } from '../oidc/at-rest.ts';
-import type { CliIo } from './context.ts';
+import { parseCommand } from './args.ts';
+import type { CliIo, CommandHelp } from './context.ts';
 
-export async function migrateCommand(_args: string[], io: CliIo): Promise<void> {
+export const migrateHelp: CommandHelp = {
+  '': `usage: seal-idms migrate
+  Applies pending database migrations (serve also does this at start) and converts token, session and client records
+  stored before IDMS_SECRET keyed them to their hashed form.`,
+};
+
+export async function migrateCommand(args: string[], io: CliIo): Promise<void> {
+  parseCommand(args, {}, 'migrate', { max: 0 });
   const config = loadConfig(io.env);
   const secrets = await loadSecrets(config);
   const database = await openDatabase(config, { migrate: false, log: (l) => io.stderr.write(l + '\n') });

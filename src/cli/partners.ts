@@ -2,9 +2,8 @@
 // provisioned out of band (TS 33.180 clause 5.1.4.2) and the policy applied to its security tokens.
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { recordAudit } from '../audit/store.ts';
+import { changePartner, deregisterPartner, registerPartner } from '../federation/partner-admin.ts';
 import {
-  addPartner,
   describePartnerKeys,
   describePartnerPolicy,
   findPartner,
@@ -14,16 +13,34 @@ import {
   parseJwks,
   parsePartnerIssuer,
   parsePolicyOptions,
-  removePartner,
-  updatePartner,
   type PartnerKeys,
 } from '../federation/partners.ts';
-import { CliError, readAllStdin, withDatabase, type CliIo } from './context.ts';
+import { CliError, readAllStdin, withDatabase, type CliIo, type CommandHelp } from './context.ts';
+
+const ACTOR = 'cli';
 
 const POLICY_USAGE = '[--max-token-lifetime S] [--token-endpoint URL] [--alg A,B] [--clients a,b] [--services x,y] [--[no-]allow-local-users]';
 const USAGE =
   `usage: partner add <issuer> (--jwks FILE | --cert PEM) ${POLICY_USAGE} · partner update <issuer> [--jwks FILE | --cert PEM] ${POLICY_USAGE}` +
   ' · partner show <issuer> · partner list · partner remove <issuer>   (FILE/PEM may be "-" for stdin; an empty option value restores its default)';
+
+export const partnerHelp: CommandHelp = {
+  '': `usage: seal-idms partner <subcommand>
+  add <issuer> (--jwks FILE | --cert PEM) [policy options]   trust a partner S-IdMS (keys provisioned out of band)
+  update <issuer> [--jwks FILE | --cert PEM] [policy options] change its keys or policy
+  show <issuer>   ·   list   ·   remove <issuer>
+  policy options: ${POLICY_USAGE}
+  FILE/PEM may be "-" for stdin; an empty option value restores its default. See docs/inter-domain.md.`,
+  add: `usage: seal-idms partner add <issuer> (--jwks FILE | --cert PEM) ${POLICY_USAGE}
+  Trusts a partner S-IdMS (TS 33.180 clause 5.1.4.2): its public keys as a JWKS file or a PEM certificate ("-": stdin),
+  and the policy applied to its security tokens (lifetime limit, token endpoint, algorithms, clients, services, whether
+  it may vouch for this domain's local users).`,
+  update: `usage: seal-idms partner update <issuer> [--jwks FILE | --cert PEM] ${POLICY_USAGE}
+  Replaces the partner's keys and/or the policy options given; an empty value restores an option's default.`,
+  show: 'usage: seal-idms partner show <issuer>\n  The partner\'s keys and policy.',
+  list: 'usage: seal-idms partner list\n  One partner per line: issuer, keys, added.',
+  remove: 'usage: seal-idms partner remove <issuer>\n  Token exchange to the partner and its security tokens are refused from now on.',
+};
 
 const OPTIONS = {
   jwks: { type: 'string' },
@@ -60,16 +77,12 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
           config.issuer,
         ),
       );
-      const details = { ...(keys ? { form: keys.jwks ? 'jwks' : 'certificate' } : {}), policy: change };
       if (sub === 'add') {
-        const outcome = await invalidAsCliAsync(() => addPartner(db, issuer, keys!, change));
-        await recordAudit(db, { actor: 'cli', action: 'partner.add', subject: issuer, result: 'success', details: { ...details, outcome } });
+        const outcome = await invalidAsCliAsync(() => registerPartner(db, ACTOR, issuer, keys!, change));
         out(`${outcome} partner ${issuer} (${describePartnerKeys({ jwks: keys!.jwks ?? null, certificate: keys!.certificate ?? null })})`);
         return;
       }
-      const partner = await invalidAsCliAsync(() => updatePartner(db, issuer, keys, change));
-      if (!partner) throw new CliError(`no partner ${issuer} (partner add creates one)`);
-      await recordAudit(db, { actor: 'cli', action: 'partner.update', subject: issuer, result: 'success', details });
+      const partner = await invalidAsCliAsync(() => changePartner(db, ACTOR, issuer, keys, change));
       out(`updated partner ${issuer} (${describePartnerKeys(partner)})`);
     });
     return;
@@ -87,6 +100,7 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
     return;
   }
   if (sub === 'list') {
+    if (rest.length) throw new CliError(`unexpected argument "${rest[0]!.slice(0, 80)}"; usage: partner list`);
     await withDatabase(io, async ({ database: { db }, out }) => {
       for (const p of await listPartners(db)) out([p.issuer, describePartnerKeys(p), p.createdAt.toISOString()].join('\t'));
     });
@@ -96,8 +110,7 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
     if (rest.length !== 1) throw new CliError(USAGE);
     const issuer = rest[0]!;
     await withDatabase(io, async ({ database: { db }, out }) => {
-      if (!(await removePartner(db, issuer))) throw new CliError(`no partner ${issuer}`);
-      await recordAudit(db, { actor: 'cli', action: 'partner.remove', subject: issuer, result: 'success' });
+      await deregisterPartner(db, ACTOR, issuer);
       out(`removed partner ${issuer}: token exchange to it and its security tokens are refused from now on`);
     });
     return;

@@ -150,6 +150,23 @@ function reuseError(kind: string): Error {
   }
 }
 
+/**
+ * Ends everything a VAL user holds at this server: their sessions, their grants, and every token and code issued
+ * under those grants (refresh tokens stop at once; JWT access tokens of the grants are inactive at introspection,
+ * src/oidc/access-tokens.ts isGrantLive). One statement; served by oidc_payloads_account_idx and the grant_id index.
+ * Returns how many records of each kind went.
+ */
+export async function revokeAccountRecords(db: Db, accountId: string): Promise<Record<string, number>> {
+  if (accountId.includes('\0')) return {};
+  const { rows } = await db.raw(
+    `with owned as (delete from ${TABLE} where kind in ('Session', 'Grant') and payload->>'accountId' = ? returning kind, id),
+       issued as (delete from ${TABLE} where grant_id in (select id from owned where kind = 'Grant') returning kind)
+     select kind, count(*)::int as n from (select kind from owned union all select kind from issued) k group by kind`,
+    [accountId],
+  );
+  return Object.fromEntries((rows as { kind: string; n: number }[]).map((r) => [r.kind, r.n]));
+}
+
 /** Deletes expired rows in bounded batches; returns how many went. */
 export async function sweepExpiredPayloads(db: Db, batch = 5000): Promise<number> {
   const res = await db.raw(

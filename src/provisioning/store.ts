@@ -3,21 +3,48 @@
 import type { Knex } from 'knex';
 import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
+import { queryPrepared } from '../db/prepared.ts';
+import type { UserStatus } from '../users/store.ts';
 
-/** The query behind servicesOfUser, exposed so the benchmark can EXPLAIN exactly what token issuance runs. */
-export function servicesOfUserQuery(db: Db, valUserId: string): Knex.QueryBuilder {
-  // union (distinct): two VAL servers may both have provisioned the user for a shared VAL service, directly or
-  // through one of the user's VAL UE IDs (TS 29.549 ValTargetUe.valUeId; val_user_ues binds UEs to users).
-  return db('val_service_users')
-    .select('val_service_id')
-    .where({ val_user_id: valUserId })
-    .union((q) => q.select('e.val_service_id').from('val_user_ues as b').join('val_service_ues as e', 'e.val_ue_id', 'b.val_ue_id').where('b.val_user_id', valUserId))
-    .orderBy('val_service_id');
+/** What token issuance knows of a VAL user, as stored (src/users/eligibility.ts turns it into the answer). */
+export type UserStandingRow = {
+  /** The local record's status; none for a VAL user without credentials here (a partner domain's user). */
+  status: UserStatus | undefined;
+  /** The provisioned VAL service IDs, sorted, distinct. */
+  services: string[];
+  /** Whether the grant asked about still exists (false when none was asked about). */
+  grantLive: boolean;
+};
+
+// The one services-of-a-user query: the user's own mappings, served by the (val_user_id, val_service_id) index, plus
+// the services provisioned to the user's VAL UE IDs (TS 29.549 ValTargetUe.valUeId; val_user_ues binds UEs to users).
+// union (distinct): two VAL servers may both have provisioned the user for a shared VAL service.
+const SERVICES_OF_USER = `select s.val_service_id from val_service_users s where s.val_user_id = $1
+          union select e.val_service_id from val_user_ues b join val_service_ues e on e.val_ue_id = b.val_ue_id where b.val_user_id = $1
+          order by 1`;
+
+// Status, services and (for introspection and token exchange) the token's grant in one round trip: separate
+// statements were a fifth of a refresh grant's time and half of an introspection's. The grant test is the OIDC
+// adapter's find of a Grant (src/oidc/adapter.ts), read here only so that it costs no second round trip.
+const USER_STANDING = `select u.status, array(${SERVICES_OF_USER}) as services,
+    exists(select 1 from oidc_payloads g where g.kind = 'Grant' and g.id = $2 and (g.expires_at is null or g.expires_at > now())) as grant_live
+  from (select 1) as one left join val_users u on u.val_user_id = $1`;
+
+/** Reads a VAL user's standing (and whether `grantId` is live) in one prepared statement; the hot path of every token. */
+export async function readUserStanding(db: Db, valUserId: string, grantId?: string): Promise<UserStandingRow> {
+  const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean }>(db, 'user_standing', USER_STANDING, [valUserId, grantId ?? null]);
+  return { status: rows[0]!.status ?? undefined, services: rows[0]!.services, grantLive: rows[0]!.grant_live };
 }
 
-/** The VAL service IDs a VAL user is provisioned for, sorted; served by the (val_user_id, val_service_id) index. */
+/** The VAL service IDs a VAL user is provisioned for, sorted: the same statement as token issuance runs. */
 export async function servicesOfUser(db: Db, valUserId: string): Promise<string[]> {
-  return ((await servicesOfUserQuery(db, valUserId)) as { val_service_id: string }[]).map((r) => r.val_service_id);
+  return (await readUserStanding(db, valUserId)).services;
+}
+
+/** The plan of exactly the statement token issuance runs, for the benchmark (EXPLAIN ANALYZE of the prepared text). */
+export async function explainUserStanding(db: Db, valUserId: string): Promise<string> {
+  const { rows } = await queryPrepared<{ 'QUERY PLAN': string }>(db, 'explain_user_standing', `explain (analyze, buffers) ${USER_STANDING}`, [valUserId, null]);
+  return rows.map((r) => r['QUERY PLAN']).join('\n');
 }
 
 /**
@@ -95,6 +122,57 @@ export async function listServiceUsers(db: Db, valServiceId: string, provisioned
   return q.orderBy('val_user_id').limit(page.limit).pluck('val_user_id');
 }
 
+/**
+ * Adds (VAL service, VAL user) pairs on behalf of one provisioner in one statement (`services[i]` with `valUserIds[i]`:
+ * the bulk import's mappings); existing entries of that provisioner are kept. Returns how many were new.
+ */
+export async function addServiceUserPairs(db: Db, services: string[], valUserIds: string[], provisionedBy: string): Promise<number> {
+  if (services.length === 0) return 0;
+  const res = await db.raw(
+    `insert into val_service_users (val_service_id, val_user_id, provisioned_by)
+     select s, u, ? from unnest(?::text[], ?::text[]) as t(s, u)
+     where not exists (select 1 from val_service_users v where v.val_service_id = t.s and v.provisioned_by = ? and v.val_user_id = t.u)
+     on conflict do nothing`,
+    [provisionedBy, services, valUserIds, provisionedBy],
+  );
+  return res.rowCount as number;
+}
+
+/** Removes every provisioner's entries of one VAL user (the admin's `user delete`); returns how many entries went. */
+export async function removeUserMappings(db: Db, valUserId: string): Promise<number> {
+  const { rows } = await db.raw(
+    `with gone as (delete from val_service_users where val_user_id = ? returning conf_id)
+     select count(*)::int as n, coalesce(array_agg(distinct conf_id) filter (where conf_id is not null), '{}') as confs from gone`,
+    [valUserId],
+  );
+  await dropEmptyConfigurations(db, rows[0].confs as string[]);
+  return rows[0].n as number;
+}
+
+/** One page of the VAL user IDs provisioned for a service by anyone, in ID order (keyset); no limit: all of them. */
+export async function listServiceUserIds(db: Db, valServiceId: string, page: { after?: string; limit?: number } = {}): Promise<string[]> {
+  // distinct: a user provisioned by two VAL servers for a shared service has two entries.
+  const q = db('val_service_users').distinct('val_user_id').where({ val_service_id: valServiceId });
+  if (page.after !== undefined) q.andWhere('val_user_id', '>', page.after);
+  q.orderBy('val_user_id');
+  if (page.limit !== undefined) q.limit(page.limit);
+  return q.pluck('val_user_id');
+}
+
+export type ServiceCount = { val_service_id: string; users: number; ues: number };
+
+/** Every VAL service that has a mapping, with its distinct VAL users and VAL UE IDs (all provisioners). */
+export async function serviceUserCounts(db: Db): Promise<ServiceCount[]> {
+  const { rows } = await db.raw(
+    `select val_service_id, sum(users)::int as users, sum(ues)::int as ues from (
+       select val_service_id, count(distinct val_user_id) as users, 0 as ues from val_service_users group by val_service_id
+       union all
+       select val_service_id, 0, count(distinct val_ue_id) from val_service_ues group by val_service_id
+     ) c group by val_service_id order by val_service_id`,
+  );
+  return rows as ServiceCount[];
+}
+
 // Advisory lock namespace of provisioning ("SEAL" in ASCII), so its keys never meet another feature's.
 const LOCK_NAMESPACE = 0x5345414c;
 
@@ -117,6 +195,8 @@ export type ValServerRow = {
   valid_until: Date | null;
   max_users_per_service: number | null;
   status: 'active' | 'disabled';
+  /** TS 33.434 A.2.2.3: its SKM-C may provide key material to the S-KMS (SKeyProv in its access tokens). */
+  skey_prov: boolean;
   created_at: Date;
   updated_at: Date;
 };
@@ -128,6 +208,7 @@ export type ValServerSpec = {
   allowedServiceIds: string[];
   validUntil?: Date | null;
   maxUsersPerService?: number | null;
+  skeyProv?: boolean;
 };
 
 export class ValServerExistsError extends Error {}
@@ -157,6 +238,7 @@ export async function insertValServer(db: Db, spec: ValServerSpec): Promise<void
       allowed_service_ids: spec.allowedServiceIds,
       valid_until: spec.validUntil ?? null,
       max_users_per_service: spec.maxUsersPerService ?? null,
+      skey_prov: spec.skeyProv ?? false,
     })
     .onConflict()
     .ignore()
@@ -171,6 +253,7 @@ export type ValServerChange = Partial<{
   maxUsersPerService: number | null;
   endpoint: string | null;
   status: 'active' | 'disabled';
+  skeyProv: boolean;
 }>;
 
 /** Applies an operator's change to a VAL server; false when there is no such VAL server. */
@@ -181,6 +264,7 @@ export async function updateValServer(db: Db, requesterIdentity: string, change:
   if (change.maxUsersPerService !== undefined) row.max_users_per_service = change.maxUsersPerService;
   if (change.endpoint !== undefined) row.endpoint = change.endpoint;
   if (change.status !== undefined) row.status = change.status;
+  if (change.skeyProv !== undefined) row.skey_prov = change.skeyProv;
   const updated = (await db('val_servers').where({ requester_identity: requesterIdentity }).update(row)) > 0;
   tableChanged('val_servers');
   return updated;
@@ -380,6 +464,11 @@ export async function bindUeIds(db: Db, valUserId: string, valUeIds: string[]): 
 /** Unbinds VAL UE IDs from a VAL user; returns how many were bound to them. */
 export async function unbindUeIds(db: Db, valUserId: string, valUeIds: string[]): Promise<number> {
   return db('val_user_ues').where({ val_user_id: valUserId }).whereIn('val_ue_id', valUeIds).delete();
+}
+
+/** Unbinds every VAL UE ID of a VAL user; returns how many there were. */
+export async function unbindAllUeIds(db: Db, valUserId: string): Promise<number> {
+  return db('val_user_ues').where({ val_user_id: valUserId }).delete();
 }
 
 export async function ueIdsOfUser(db: Db, valUserId: string): Promise<string[]> {

@@ -1,6 +1,9 @@
-// SQL of `user import`: one upsert statement per batch of users, one for their service mappings, and the checkpoint.
+// SQL of `user import`: one upsert statement per batch of users and the checkpoint; the batch's service mappings go
+// through the mapping table's own store (src/provisioning/store.ts).
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.ts';
+import { OPERATOR } from '../provisioning/operator.ts';
+import { addServiceUserPairs } from '../provisioning/store.ts';
 
 export type ImportRow = { valUserId: string; passwordHash: string; status: 'active' | 'disabled' | undefined; services: string[] };
 export type Rejection = { line: number; reason: string };
@@ -13,12 +16,14 @@ export type Checkpoint = {
   updated: number;
   rejected: number;
   rejections: Rejection[];
+  /** VAL service mappings added by every run of this file so far. */
+  services_added: number;
   started_at: Date;
   finished_at: Date | null;
 };
 
 /** Imported mappings are the operator's, like `service grant` (and `service revoke` removes them). */
-export const IMPORT_PROVISIONER = 'admin';
+export const IMPORT_PROVISIONER = OPERATOR;
 
 export async function findCheckpoint(db: Db, sha256: string): Promise<Checkpoint | undefined> {
   return db('user_imports').where({ file_sha256: sha256 }).first();
@@ -57,14 +62,7 @@ export async function addImportedServices(trx: Knex.Transaction, rows: ImportRow
   const services: string[] = [];
   const users: string[] = [];
   for (const r of rows) for (const s of r.services) services.push(s), users.push(r.valUserId);
-  if (services.length === 0) return 0;
-  const result = await trx.raw(
-    `insert into val_service_users (val_service_id, val_user_id, provisioned_by)
-     select s, u, ? from unnest(?::text[], ?::text[]) as t(s, u)
-     on conflict do nothing`,
-    [IMPORT_PROVISIONER, services, users],
-  );
-  return result.rowCount as number;
+  return addServiceUserPairs(trx, services, users, IMPORT_PROVISIONER);
 }
 
 /**
@@ -75,7 +73,7 @@ export async function advanceCheckpoint(
   trx: Knex.Transaction,
   sha256: string,
   fromLine: number,
-  step: { toLine: number; created: number; updated: number; rejected: number; rejections: Rejection[] },
+  step: { toLine: number; created: number; updated: number; rejected: number; servicesAdded: number; rejections: Rejection[] },
 ): Promise<void> {
   const n = await trx('user_imports')
     .where({ file_sha256: sha256, lines_done: fromLine })
@@ -84,10 +82,16 @@ export async function advanceCheckpoint(
       created: trx.raw('created + ?', [step.created]),
       updated: trx.raw('updated + ?', [step.updated]),
       rejected: trx.raw('rejected + ?', [step.rejected]),
+      services_added: trx.raw('services_added + ?', [step.servicesAdded]),
       rejections: step.rejections.length ? trx.raw('rejections || ?::jsonb', [JSON.stringify(step.rejections)]) : trx.raw('rejections'),
       updated_at: trx.fn.now(),
     });
   if (n === 0) throw new ConcurrentImportError();
+}
+
+/** Forgets the checkpoint of a file whose header was refused: nothing of it was imported (no line committed). */
+export async function dropEmptyCheckpoint(db: Db, sha256: string): Promise<void> {
+  await db('user_imports').where({ file_sha256: sha256, lines_done: 0 }).whereNull('finished_at').delete();
 }
 
 export async function finishCheckpoint(db: Db, sha256: string): Promise<void> {

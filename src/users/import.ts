@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse';
+import { recordAudit } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { importedHashProblem } from './hash-formats.ts';
 import { HashPool } from './hash-pool.ts';
@@ -10,6 +11,7 @@ import { InvalidIdError, parseId } from './ids.ts';
 import {
   addImportedServices,
   advanceCheckpoint,
+  dropEmptyCheckpoint,
   finishCheckpoint,
   findCheckpoint,
   openCheckpoint,
@@ -17,14 +19,13 @@ import {
   type ImportRow,
   type Rejection,
 } from './import-store.ts';
-import { MAX_PASSWORD_LENGTH } from './passwords.ts';
+import { passwordPolicyProblem } from './passwords.ts';
 
 export const IMPORT_COLUMNS = ['val_user_id', 'password', 'password_hash', 'status', 'services'] as const;
 type Column = (typeof IMPORT_COLUMNS)[number];
 
 /** Rejection reasons kept (in the checkpoint and the summary); the count covers them all. */
 export const MAX_REASONS = 20;
-const MIN_PASSWORD_LENGTH = 8;
 
 export type ImportOptions = {
   /** Records per statement and per checkpoint step. */
@@ -36,6 +37,8 @@ export type ImportOptions = {
   /** Hashing workers (default: one per available core). */
   workers?: number;
   onProgress?: (progress: ImportProgress) => void;
+  /** Who runs the import, as the audit trail names it (default `cli`). */
+  actor?: string;
 };
 
 export type ImportProgress = {
@@ -65,6 +68,8 @@ export type ImportSummary = {
   rejected: number;
   rejections: Rejection[];
   servicesAdded: number;
+  /** What this run did (equal to the totals unless it resumed an earlier run; zero when already imported). */
+  run: { created: number; updated: number; rejected: number; servicesAdded: number };
   finishedAt?: Date;
 };
 
@@ -74,10 +79,14 @@ type Batch = { rows: (ImportRow & { password?: string })[]; rejections: Rejectio
 /** Bad input the operator fixes (missing file, header without the needed columns): the CLI prints it as one line. */
 export class ImportFileError extends Error {}
 
+/** What `user import` reads, named in every "wrong file" message. */
+export const ACCEPTED_FORMAT = 'user import reads CSV (UTF-8, comma-separated) whose header line names val_user_id and password or password_hash, optionally status and services';
+
 export async function importUsers(db: Db, file: string, options: ImportOptions = {}): Promise<ImportSummary> {
   const batchSize = options.batchSize ?? 1000;
-  const { size: totalBytes, sha256 } = await digest(file);
+  const { size: totalBytes, sha256, head } = await digest(file);
   const name = path.basename(file);
+  checkFormat(name, head);
 
   const previous = await findCheckpoint(db, sha256);
   if (previous?.finished_at && !options.restart) {
@@ -91,13 +100,15 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
       updated: previous.updated,
       rejected: previous.rejected,
       rejections: previous.rejections,
-      servicesAdded: 0,
+      servicesAdded: previous.services_added,
+      run: { created: 0, updated: 0, rejected: 0, servicesAdded: 0 },
       finishedAt: previous.finished_at,
     };
   }
   const checkpoint = await openCheckpoint(db, sha256, name, options.restart ?? false);
   const resumedAfterLine = Number(checkpoint.lines_done);
-  const totals = { created: checkpoint.created, updated: checkpoint.updated, rejected: checkpoint.rejected, servicesAdded: 0, records: 0 };
+  const totals = { created: checkpoint.created, updated: checkpoint.updated, rejected: checkpoint.rejected, servicesAdded: checkpoint.services_added, records: 0 };
+  const run = { created: 0, updated: 0, rejected: 0, servicesAdded: 0 };
   const rejections: Rejection[] = [...checkpoint.rejections];
   let committedLine = resumedAfterLine;
   let resumedBytes = 0;
@@ -120,10 +131,11 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
         columns = checkHeader(header, name);
         return header.map((h) => h.trim().toLowerCase());
       },
-      // A malformed record is one rejected row, not the end of the import.
+      // A malformed record is one rejected row, not the end of the import; a malformed header line is the end.
       skip_records_with_error: true,
       on_skip: (err: CsvError | undefined) => {
         const line = Number((err as { lines?: number } | undefined)?.lines ?? 0);
+        if (!columns) throw new ImportFileError(`${name}: line ${line || 1}: the header line is not valid CSV (${err?.code ?? 'parse error'}); ${ACCEPTED_FORMAT}`);
         malformed.push({ line, reason: `malformed CSV record (${err?.code ?? 'parse error'})` });
         return undefined;
       },
@@ -137,7 +149,7 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     await db.transaction(async (trx) => {
       const { created, updated } = await upsertUsers(trx, rows, columns!.has.has('status'));
       const services = await addImportedServices(trx, rows);
-      await advanceCheckpoint(trx, sha256, committedLine, { toLine: batch.lastLine, created, updated, rejected: batch.rejections.length, rejections: keep });
+      await advanceCheckpoint(trx, sha256, committedLine, { toLine: batch.lastLine, created, updated, rejected: batch.rejections.length, servicesAdded: services, rejections: keep });
       step = { created, updated, services };
     });
     committedLine = batch.lastLine;
@@ -146,6 +158,10 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     totals.rejected += batch.rejections.length;
     totals.servicesAdded += step.services;
     totals.records += batch.records;
+    run.created += step.created;
+    run.updated += step.updated;
+    run.rejected += batch.rejections.length;
+    run.servicesAdded += step.services;
     rejections.push(...keep);
     options.onProgress?.({ line: committedLine, bytes: batch.bytes, totalBytes, resumedBytes, ...totals });
   };
@@ -174,6 +190,7 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
   try {
     for await (const { record: raw, info } of parser as AsyncIterable<{ record: Record<string, Uint8Array>; info: { lines: number; bytes: number } }>) {
       const line = info.lines;
+      if (!columns) throw new ImportFileError(`${name}: line 1: no header line; ${ACCEPTED_FORMAT}`);
       // The parser reports a malformed record as soon as it sees it, possibly before yielding earlier records.
       while (malformed.length > 0 && malformed[0]!.line < line) {
         const m = malformed.shift()!;
@@ -217,18 +234,23 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     await chain;
   } catch (err) {
     await chain.catch(() => {});
+    // A refused file leaves nothing behind, not even an empty checkpoint.
+    if (!columns) await dropEmptyCheckpoint(db, sha256);
     if (!columns && err instanceof Error && !(err instanceof ImportFileError)) {
-      throw err.cause instanceof ImportFileError ? err.cause : new ImportFileError(`${name}: ${err.message}`);
+      throw err.cause instanceof ImportFileError ? err.cause : new ImportFileError(`${name}: line 1: ${err.message.split('\n')[0]}; ${ACCEPTED_FORMAT}`);
     }
     throw err;
   } finally {
     source.destroy();
     await pool?.close();
   }
-  if (!columns) throw new ImportFileError(`${name}: empty file (expected a header line: val_user_id,password or val_user_id,password_hash)`);
+  if (!columns) {
+    await dropEmptyCheckpoint(db, sha256);
+    throw new ImportFileError(`${name}: empty file (expected a header line: val_user_id,password or val_user_id,password_hash)`);
+  }
   if (!interrupted) await finishCheckpoint(db, sha256);
 
-  return {
+  const summary: ImportSummary = {
     file: name,
     sha256,
     outcome: interrupted ? 'interrupted' : 'completed',
@@ -239,7 +261,35 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     rejected: totals.rejected,
     rejections,
     servicesAdded: totals.servicesAdded,
+    run,
   };
+  await recordAudit(db, {
+    actor: options.actor ?? 'cli',
+    action: 'user.import',
+    subject: name,
+    result: 'success',
+    details: { sha256, outcome: summary.outcome, lastLine: committedLine, created: totals.created, updated: totals.updated, rejected: totals.rejected, servicesAdded: totals.servicesAdded, run },
+  });
+  return summary;
+}
+
+/**
+ * Refuses, before anything is written, a file that is plainly not the CSV the import reads (JSON, a spreadsheet,
+ * a compressed file): one line naming what it looks like and what is accepted.
+ */
+function checkFormat(name: string, head: Buffer): void {
+  const text = head.toString('latin1').replace(/^\xef\xbb\xbf/, '').trimStart();
+  const looksLike =
+    text.startsWith('{') || text.startsWith('[')
+      ? 'JSON'
+      : head.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1'))
+        ? 'a ZIP archive (e.g. an .xlsx spreadsheet)'
+        : head[0] === 0x1f && head[1] === 0x8b
+          ? 'gzip-compressed'
+          : head.subarray(0, 8).includes(0)
+            ? 'binary (or UTF-16) data'
+            : undefined;
+  if (looksLike) throw new ImportFileError(`${name}: line 1: the file is ${looksLike}, not CSV; ${ACCEPTED_FORMAT}`);
 }
 
 function emptyBatch(): Batch {
@@ -310,9 +360,8 @@ function checkRow(record: Record<string, string>, columns: Columns): { row: Impo
   const passwordHash = columns.has.has('password_hash') ? (record.password_hash ?? '').trim() : '';
   if (password && passwordHash) return { reason: 'both password and password_hash given' };
   if (!password && !passwordHash) return { reason: 'no password or password_hash' };
-  if (password && (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)) {
-    return { reason: `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters` };
-  }
+  const weak = password ? passwordPolicyProblem(password) : undefined;
+  if (weak) return { reason: weak };
   if (passwordHash) {
     const problem = importedHashProblem(passwordHash);
     if (problem) return { reason: problem };
@@ -332,7 +381,7 @@ function checkRow(record: Record<string, string>, columns: Columns): { row: Impo
   return { row: { valUserId, passwordHash, status, services: [...new Set(services)], ...(password ? { password } : {}) } };
 }
 
-async function digest(file: string): Promise<{ size: number; sha256: string }> {
+async function digest(file: string): Promise<{ size: number; sha256: string; head: Buffer }> {
   let size: number;
   try {
     const stat = await fs.promises.stat(file);
@@ -343,6 +392,10 @@ async function digest(file: string): Promise<{ size: number; sha256: string }> {
     throw new ImportFileError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const hash = crypto.createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-  return { size, sha256: hash.digest('hex') };
+  let head = Buffer.alloc(0);
+  for await (const chunk of fs.createReadStream(file)) {
+    if (head.length < 64) head = Buffer.concat([head, (chunk as Buffer).subarray(0, 64 - head.length)]);
+    hash.update(chunk as Buffer);
+  }
+  return { size, sha256: hash.digest('hex'), head };
 }

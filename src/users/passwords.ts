@@ -6,7 +6,16 @@ import { ARGON2_TARGET, isArgon2, verifyLegacyHash } from './hash-formats.ts';
 // @node-rs/argon2 defaults to argon2id and runs each hash on the libuv thread pool.
 export const PARAMS = { ...ARGON2_TARGET, parallelism: 1 } as const;
 
+// The one password policy (`user add|passwd`, `user import`, any future admin API): 8 characters at least, as NIST
+// SP 800-63B §5.1.1.2 asks of memorized secrets; the upper bound caps the hashing work one request can cause.
+export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
+
+/** Why a new password is refused, or undefined. The reason never echoes the password. */
+export function passwordPolicyProblem(password: string): string | undefined {
+  if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) return `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`;
+  return undefined;
+}
 
 // Each argon2id computation holds its 19 MiB for its whole run. More at once than there are cores buys no speed,
 // costs 19 MiB of resident memory per extra one (libuv runs four by default), and takes the libuv threads that

@@ -49,3 +49,54 @@ export async function replacePasswordHash(db: Db, valUserId: string, previous: s
   const n = await db('val_users').where({ val_user_id: valUserId, password_hash: previous }).update({ password_hash: next, updated_at: db.fn.now() });
   return n > 0;
 }
+
+export type UserDetail = UserRow & { created_at: Date; updated_at: Date };
+
+/** A user with its timestamps (the admin's `user show`). */
+export async function findUserDetail(db: Db, valUserId: string): Promise<UserDetail | undefined> {
+  if (valUserId.includes('\0')) return undefined;
+  return db('val_users').select('val_user_id', 'password_hash', 'status', 'created_at', 'updated_at').where({ val_user_id: valUserId }).first();
+}
+
+export type UserFilter = {
+  /** Substring of the VAL user ID, matched literally (no wildcards), case-insensitively. */
+  search?: string;
+  /** Only users provisioned for this VAL service, directly or through a bound VAL UE ID. */
+  valServiceId?: string;
+  /** Only disabled users. */
+  disabled?: boolean;
+  /** Keyset pagination: users after this VAL user ID, in ID order. */
+  after?: string;
+  limit: number;
+};
+
+/** One page of users in VAL user ID order; the (val_user_id) primary key serves the order and the keyset. */
+export async function listUsers(db: Db, filter: UserFilter): Promise<UserDetail[]> {
+  const q = db('val_users as u').select('u.val_user_id', 'u.password_hash', 'u.status', 'u.created_at', 'u.updated_at');
+  if (filter.search) q.whereRaw(`strpos(lower(u.val_user_id), lower(?)) > 0`, [filter.search]);
+  if (filter.disabled) q.where('u.status', 'disabled');
+  if (filter.valServiceId !== undefined) {
+    const service = filter.valServiceId;
+    q.where((w) =>
+      w
+        .whereExists((s) => s.select(db.raw('1')).from('val_service_users as v').whereRaw('v.val_user_id = u.val_user_id').andWhere('v.val_service_id', service))
+        .orWhereExists((s) =>
+          s.select(db.raw('1')).from('val_user_ues as b').join('val_service_ues as e', 'e.val_ue_id', 'b.val_ue_id').whereRaw('b.val_user_id = u.val_user_id').andWhere('e.val_service_id', service),
+        ),
+    );
+  }
+  if (filter.after !== undefined) q.where('u.val_user_id', '>', filter.after);
+  return q.orderBy('u.val_user_id').limit(filter.limit);
+}
+
+/** Which of the given VAL user IDs have credentials here. */
+export async function existingUserIds(db: Db, valUserIds: string[]): Promise<Set<string>> {
+  if (valUserIds.length === 0) return new Set();
+  const rows: string[] = await db('val_users').whereRaw('val_user_id = any(?::text[])', [valUserIds]).pluck('val_user_id');
+  return new Set(rows);
+}
+
+/** Deletes a user's credentials row; false when there was none. */
+export async function deleteUserRow(db: Db, valUserId: string): Promise<boolean> {
+  return (await db('val_users').where({ val_user_id: valUserId }).delete()) > 0;
+}
