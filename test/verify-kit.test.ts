@@ -1,7 +1,7 @@
 // The `@seal-idms/verify` kit against a running S-IdMS: what a VAL server accepts and refuses, and key rotation.
 import http from 'node:http';
 import * as oidc from 'openid-client';
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import {
   AccessTokenError,
   bearerToken,
@@ -51,9 +51,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function userTokens(idms: TestServer, user: string, password: string, resource = VAL) {
+async function userTokens(idms: TestServer, user: string, password: string, resource = VAL, scope = 'openid 3gpp:seal:val_service') {
   const client = idms === server ? ue : await oidc.discovery(new URL(idms.issuer), 'val-ue', undefined, oidc.None(), OPTS);
-  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(client, REDIRECT, { scope: 'openid 3gpp:seal:val_service', resource });
+  const { url, verifier, state, nonce } = await pkceAuthorizationRequest(client, REDIRECT, { scope, resource });
   const callback = await new Browser().login(url, user, password, REDIRECT);
   return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
 }
@@ -75,7 +75,8 @@ describe('accepted tokens', () => {
     const { access_token } = await userTokens(server, 'alice', 'alice-password-1');
     const verify = verifierFor({ requiredValServiceId: 'mcptt-1' });
     const result = await verify(access_token);
-    expect(result).toMatchObject({ valUserId: 'alice', valServiceIds: ['mcptt-1', 'v2x-7'], clientId: 'val-ue', scope: ['3gpp:seal:val_service'] });
+    // TS 33.434 A.2.2.2 (issue 13): the granted scopes, openid among them.
+    expect(result).toMatchObject({ valUserId: 'alice', valServiceIds: ['mcptt-1', 'v2x-7'], clientId: 'val-ue', scope: ['openid', '3gpp:seal:val_service'] });
     expect(result.claims).toMatchObject({ iss: server.issuer, aud: VAL, sub: 'alice', jti: expect.any(String) });
   });
 
@@ -87,7 +88,10 @@ describe('accepted tokens', () => {
   });
 
   test('requiredScopes refuses a token without the scope (insufficient_scope with the scope named)', async () => {
-    const { access_token } = await oidc.clientCredentialsGrant(valServer, { resource: VAL });
+    // A login that asked for openid only (a client_credentials request without scope now gets the resource's scopes
+    // the client is registered for, RFC 6749 §3.3, issue 13).
+    const { access_token } = await userTokens(server, 'alice', 'alice-password-1', VAL, 'openid');
+    expect(decodeJwt(access_token).scope).toBe('openid');
     const err = await refusal(verifierFor({ requiredScopes: ['3gpp:seal:val_service'] })(access_token));
     expect(err).toMatchObject({ code: 'insufficient_scope', status: 403 });
     expect(err.wwwAuthenticate('val')).toBe(
