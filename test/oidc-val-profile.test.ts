@@ -35,10 +35,24 @@ beforeAll(async () => {
   await cliOk(env, ['client', 'add', 'sim-c', '--secret', SIM_C_SECRET, '--redirect-uri', REDIRECT]);
   await cliOk(env, ['client', 'add', 'sim-c-es256', '--secret', SIM_C_SECRET, '--redirect-uri', REDIRECT, '--id-token-alg', 'ES256']);
   await cliOk(env, ['resource', 'add', 'https://skms.example.org', '--scope', '3gpp:seal:val_service']);
-  await cliOk(env, ['val-server', 'add', 'skm.example.org', '--client-id', 'skm-c', '--secret', 'skm-secret-0123456789', '--services', 'mcptt-1', '--skey-prov']);
+  await cliOk(env, [
+    'val-server',
+    'add',
+    'skm.example.org',
+    '--client-id',
+    'skm-c',
+    '--secret',
+    'skm-secret-0123456789',
+    '--services',
+    'mcptt-1',
+    '--skey-prov',
+  ]);
   await cliOk(env, ['val-server', 'add', 'mcx.example.org', '--client-id', 'mcx', '--secret', 'mcx-secret-0123456789', '--services', 'mcptt-1']);
   simC = await oidc.discovery(new URL(server.issuer), 'sim-c', SIM_C_SECRET, oidc.ClientSecretBasic(SIM_C_SECRET), insecure);
-  as = await oauth.processDiscoveryResponse(new URL(server.issuer), await oauth.discoveryRequest(new URL(server.issuer), { [oauth.allowInsecureRequests]: true }));
+  as = await oauth.processDiscoveryResponse(
+    new URL(server.issuer),
+    await oauth.discoveryRequest(new URL(server.issuer), { [oauth.allowInsecureRequests]: true }),
+  );
 });
 
 afterAll(async () => {
@@ -80,7 +94,16 @@ describe('A.4.2 obtaining tokens with the authorization code flow', () => {
   test('A.4.2.2–A.4.2.5: the exact annex A authentication request, redeemed with client_secret_basic + PKCE, returns ID, access and refresh tokens', async () => {
     const req = await annexARequest(simC, `openid ${PTT}`);
     // A.4.2.2: nothing else is sent (no nonce, no prompt).
-    expect([...req.url.searchParams.keys()].sort()).toEqual(['acr_values', 'client_id', 'code_challenge', 'code_challenge_method', 'redirect_uri', 'response_type', 'scope', 'state']);
+    expect([...req.url.searchParams.keys()].sort()).toEqual([
+      'acr_values',
+      'client_id',
+      'code_challenge',
+      'code_challenge_method',
+      'redirect_uri',
+      'response_type',
+      'scope',
+      'state',
+    ]);
     const callback = new URL(await new Browser().login(req.url, 'alice', PASSWORDS.alice!, REDIRECT));
     // A.4.2.3: code and state (and iss, RFC 9207).
     expect(callback.searchParams.get('state')).toBe(req.state);
@@ -122,7 +145,9 @@ describe('A.4.2 obtaining tokens with the authorization code flow', () => {
     expect(tokens.claims()!.acr).toBe('3gpp:acr:password');
 
     // OIDC Core §5.5.1.1: an essential acr that cannot be met is a failed authentication, before any login page.
-    const essential = await annexARequest(simC, 'openid', { claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:acr:biometric'] } } }) });
+    const essential = await annexARequest(simC, 'openid', {
+      claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:example:acr:biometric'] } } }),
+    });
     essential.url.searchParams.delete('acr_values');
     const res = await fetch(essential.url, { redirect: 'manual' });
     const refused = new URL(res.headers.get('location')!);
@@ -143,12 +168,23 @@ describe('A.4.2 obtaining tokens with the authorization code flow', () => {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
     const url = new URL(as.authorization_endpoint!);
-    for (const [k, v] of Object.entries({ response_type: 'code', client_id: 'sim-c', scope: `openid ${PTT}`, redirect_uri: REDIRECT, state, acr_values: '3gpp:acr:password', code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256' })) {
+    for (const [k, v] of Object.entries({
+      response_type: 'code',
+      client_id: 'sim-c',
+      scope: `openid ${PTT}`,
+      redirect_uri: REDIRECT,
+      state,
+      acr_values: '3gpp:acr:password',
+      code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    })) {
       url.searchParams.set(k, v);
     }
     const callback = new URL(await new Browser().login(url, 'alice', PASSWORDS.alice!, REDIRECT));
     const params = oauth.validateAuthResponse(as, client, callback, state);
-    const res = await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(SIM_C_SECRET), params, REDIRECT, verifier, { [oauth.allowInsecureRequests]: true });
+    const res = await oauth.authorizationCodeGrantRequest(as, client, oauth.ClientSecretBasic(SIM_C_SECRET), params, REDIRECT, verifier, {
+      [oauth.allowInsecureRequests]: true,
+    });
     const tokens = await oauth.processAuthorizationCodeResponse(as, client, res);
     expect(tokens.refresh_token).toEqual(expect.any(String));
     expect(oauth.getValidatedIdTokenClaims(tokens)).toMatchObject({ sub: 'alice', acr: '3gpp:acr:password', val_service_ids: ['mcptt-1', 'v2x-7'] });
@@ -244,7 +280,10 @@ describe('A.2 VAL tokens', () => {
     await cliOk(server.env, ['val-server', 'update', 'mcx.example.org', '--skey-prov']);
     expect(decodeJwt((await oidc.clientCredentialsGrant(mcx, { resource: 'https://skms.example.org' })).access_token).SKeyProv).toBe(true);
     await cliOk(server.env, ['val-server', 'update', 'mcx.example.org', '--no-skey-prov']);
-    expect(JSON.parse((await cliOk(server.env, ['val-server', 'list', '--json'])).trim().split('\n')[1]!)).toMatchObject({ requesterIdentity: 'skm.example.org', skeyProv: false });
+    expect(JSON.parse((await cliOk(server.env, ['val-server', 'list', '--json'])).trim().split('\n')[1]!)).toMatchObject({
+      requesterIdentity: 'skm.example.org',
+      skeyProv: false,
+    });
   });
 
   test('A.2.1.2: sub never exceeds 255 bytes — a longer VAL user ID is refused at creation, import and provisioning', async () => {
@@ -305,7 +344,7 @@ describe('A.5 refreshing an access token', () => {
     expect(await verifyAccessToken(tokens.access_token)).toMatchObject({ scope: `openid ${PTT}` });
   });
 
-  test('A.5.3: a disabled VAL user\'s refresh is invalid_grant', async () => {
+  test("A.5.3: a disabled VAL user's refresh is invalid_grant", async () => {
     const login = await annexALogin('erin');
     await cliOk(server.env, ['user', 'disable', 'erin']);
     try {
@@ -332,7 +371,7 @@ describe('userinfo with the access token of the login (OIDC Core §5.3)', () => 
     }
   });
 
-  test('refused: a client_credentials token, a token without openid, a revoked token, a disabled user\'s token', async () => {
+  test("refused: a client_credentials token, a token without openid, a revoked token, a disabled user's token", async () => {
     const me = (token: string) => fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${token}` } });
     const mcx = await valServerClient(server, 'mcx', 'mcx-secret-0123456789');
     const clientToken = (await oidc.clientCredentialsGrant(mcx, { resource: 'https://skms.example.org' })).access_token;
@@ -371,14 +410,26 @@ describe('A.7 token validation', () => {
     expect(decodeProtectedHeader(rs.id_token!).alg).toBe('RS256');
     await jwtVerify(rs.id_token!, jwks(), { issuer: server.issuer, audience: 'sim-c', algorithms: ['RS256'] });
 
-    const es256 = await oidc.discovery(new URL(server.issuer), 'sim-c-es256', { client_secret: SIM_C_SECRET, id_token_signed_response_alg: 'ES256' }, oidc.ClientSecretBasic(SIM_C_SECRET), insecure);
+    const es256 = await oidc.discovery(
+      new URL(server.issuer),
+      'sim-c-es256',
+      { client_secret: SIM_C_SECRET, id_token_signed_response_alg: 'ES256' },
+      oidc.ClientSecretBasic(SIM_C_SECRET),
+      insecure,
+    );
     const es = await annexALogin('alice', `openid ${PTT}`, es256);
     expect(decodeProtectedHeader(es.id_token!).alg).toBe('ES256');
     await jwtVerify(es.id_token!, jwks(), { issuer: server.issuer, audience: 'sim-c-es256', algorithms: ['ES256'] });
 
     for (const alg of ['PS256', 'EdDSA'] as const) {
       await cliOk(server.env, ['client', 'update', 'sim-c-es256', '--id-token-alg', alg]);
-      const config = await oidc.discovery(new URL(server.issuer), 'sim-c-es256', { client_secret: SIM_C_SECRET, id_token_signed_response_alg: alg }, oidc.ClientSecretBasic(SIM_C_SECRET), insecure);
+      const config = await oidc.discovery(
+        new URL(server.issuer),
+        'sim-c-es256',
+        { client_secret: SIM_C_SECRET, id_token_signed_response_alg: alg },
+        oidc.ClientSecretBasic(SIM_C_SECRET),
+        insecure,
+      );
       const tokens = await annexALogin('alice', 'openid', config);
       expect(decodeProtectedHeader(tokens.id_token!).alg).toBe(alg);
       await jwtVerify(tokens.id_token!, jwks(), { issuer: server.issuer, audience: 'sim-c-es256', algorithms: [alg] });
@@ -404,7 +455,13 @@ describe('A.7 token validation', () => {
 describe('provisioning token by scope (TS 29.549 client credentials)', () => {
   test('client_credentials with scope 3gpp:seal:idm:provisioning alone is for the ss-ipp API and accepted there (oauth4webapi)', async () => {
     const client: oauth.Client = { client_id: 'mcx' };
-    const res = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic('mcx-secret-0123456789'), { scope: '3gpp:seal:idm:provisioning' }, { [oauth.allowInsecureRequests]: true });
+    const res = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.ClientSecretBasic('mcx-secret-0123456789'),
+      { scope: '3gpp:seal:idm:provisioning' },
+      { [oauth.allowInsecureRequests]: true },
+    );
     const { access_token: token } = await oauth.processClientCredentialsResponse(as, client, res);
     expect(decodeJwt(token).aud).toBe(`${server.config.apiRoot}/ss-ipp/v1`);
     expect((await ssIpp(server, 'GET', '/configurations', '/configurations', { token })).status).toBe(200);

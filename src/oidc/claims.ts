@@ -44,22 +44,17 @@ export function valInteractionPolicy(supported: readonly string[] = ACR_VALUES) 
   login.checks.remove('essential_acrs');
   login.checks.remove('essential_acr');
   login.checks.add(
-    new Check(
-      'essential_acr',
-      'requested authentication context class could not be obtained',
-      'login_required',
-      (ctx: KoaContextWithOIDC) => {
-        const request = (ctx.oidc.claims as { id_token?: { acr?: AcrRequest } } | undefined)?.id_token?.acr;
-        if (!request?.essential) return Check.NO_NEED_TO_PROMPT;
-        if (request.values !== undefined && !Array.isArray(request.values)) throw new errors.InvalidRequest('invalid claims.id_token.acr.values type');
-        const values = Array.isArray(request.values) ? request.values : request.value !== undefined ? [request.value] : [];
-        if (values.length === 0) return Check.NO_NEED_TO_PROMPT;
-        if (!values.some((v) => typeof v === 'string' && supported.includes(v))) {
-          throw new errors.UnmetAuthenticationRequirements('none of the requested authentication context classes can be satisfied');
-        }
-        return values.includes(ctx.oidc.acr) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
-      },
-    ),
+    new Check('essential_acr', 'requested authentication context class could not be obtained', 'login_required', (ctx: KoaContextWithOIDC) => {
+      const request = (ctx.oidc.claims as { id_token?: { acr?: AcrRequest } } | undefined)?.id_token?.acr;
+      if (!request?.essential) return Check.NO_NEED_TO_PROMPT;
+      if (request.values !== undefined && !Array.isArray(request.values)) throw new errors.InvalidRequest('invalid claims.id_token.acr.values type');
+      const values = Array.isArray(request.values) ? request.values : request.value !== undefined ? [request.value] : [];
+      if (values.length === 0) return Check.NO_NEED_TO_PROMPT;
+      if (!values.some((v) => typeof v === 'string' && supported.includes(v))) {
+        throw new errors.UnmetAuthenticationRequirements('none of the requested authentication context classes can be satisfied');
+      }
+      return values.includes(ctx.oidc.acr) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    }),
   );
   return policy;
 }

@@ -22,7 +22,11 @@ export function validateServiceScope(scope: string, reserved: readonly string[])
 }
 
 export async function addServiceScope(db: Db, valServiceId: string, scope: string): Promise<boolean> {
-  const rows = await db('val_service_scopes').insert({ val_service_id: valServiceId, scope }).onConflict(['val_service_id', 'scope']).ignore().returning('scope');
+  const rows = await db('val_service_scopes')
+    .insert({ val_service_id: valServiceId, scope })
+    .onConflict(['val_service_id', 'scope'])
+    .ignore()
+    .returning('scope');
   tableChanged('resource_servers');
   return rows.length > 0;
 }
@@ -101,7 +105,13 @@ export type LoginScopes = {
  * Before anyone has logged in (the first authorization pass) no VAL service scope is offered yet; the grant is made
  * after the login. Client tokens (client_credentials, JWT bearer, token exchange) never get either.
  */
-export async function loginScopes(ctx: KoaContextWithOIDC, db: Db, registered: ReadonlySet<string>, requested: readonly string[], services: () => Promise<string[] | undefined>): Promise<LoginScopes> {
+export async function loginScopes(
+  ctx: KoaContextWithOIDC,
+  db: Db,
+  registered: ReadonlySet<string>,
+  requested: readonly string[],
+  services: () => Promise<string[] | undefined>,
+): Promise<LoginScopes> {
   if (!isLoginTokenRequest(ctx)) return { forRegistration: [...requested], userScopes: [] };
   const scopes = await serviceScopes(db);
   const mayAskServiceScopes = registered.has(VAL_SERVICE_SCOPE);
