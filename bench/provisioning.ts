@@ -17,7 +17,7 @@ import { migrateLatest } from '../src/db/migrate.ts';
 import { atRestKeys } from '../src/oidc/at-rest.ts';
 import { clientMetadata, registerClient } from '../src/oidc/clients.ts';
 import { PROVISIONING_SCOPE, provisioningResource } from '../src/oidc/resources.ts';
-import { insertValServer, servicesOfUser, servicesOfUserQuery } from '../src/provisioning/store.ts';
+import { explainUserStanding, insertValServer, servicesOfUser } from '../src/provisioning/store.ts';
 import { listen } from '../src/http/listener.ts';
 import { createIdms } from '../src/server.ts';
 
@@ -138,8 +138,7 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
     times.sort((a, b) => a - b);
     const pct = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!;
 
-    const { sql, bindings } = servicesOfUserQuery(db, sample()).toSQL();
-    const plan = (await db.raw(`explain (analyze, buffers) ${sql}`, bindings as readonly string[])).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+    const plan = await explainUserStanding(db, sample());
     return {
       database: `${label}, PostgreSQL ${pgVersion}`,
       users,

@@ -172,6 +172,22 @@ describe('token endpoint', () => {
     expect((await oidc.tokenIntrospection(valServer, tokens.access_token)).active).toBe(true);
   });
 
+  test('one eligibility rule: a user removed from every VAL service is inactive at introspection and access_denied on refresh', async () => {
+    await cliOk(server.env, ['user', 'add', 'frank', '--password', 'frank-password-1']);
+    await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'frank']);
+    const { url, verifier } = await authorizationUrl(ue);
+    const callback = new URL(await new Browser().login(url, 'frank', 'frank-password-1', REDIRECT));
+    const tokens = await oidc.authorizationCodeGrant(ue, callback, { pkceCodeVerifier: verifier });
+    expect(await oidc.tokenIntrospection(valServer, tokens.access_token)).toMatchObject({ active: true, sub: 'frank' });
+    await cliOk(server.env, ['service', 'revoke', 'mcptt-1', 'frank']);
+    // The same answer (no_service) as login and refresh give: DESIGN, a user with no provisioned service gets no tokens.
+    expect(await oidc.tokenIntrospection(valServer, tokens.access_token)).toEqual({ active: false });
+    await expect(oidc.refreshTokenGrant(ue, tokens.refresh_token!)).rejects.toMatchObject({ error: 'access_denied' });
+    // Provisioned again: the same token is active again (nothing was revoked, the rule is read at each request).
+    await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'frank']);
+    expect(await oidc.tokenIntrospection(valServer, tokens.access_token)).toMatchObject({ active: true, sub: 'frank' });
+  });
+
   test('a revoked JWT access token introspects as inactive', async () => {
     const cc = await oidc.clientCredentialsGrant(valServer);
     await oidc.tokenRevocation(valServer, cc.access_token);

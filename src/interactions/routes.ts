@@ -4,25 +4,18 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { recordAudit } from '../audit/store.ts';
-import { metrics, type LoginResult } from '../observability/metrics.ts';
-import type { Db } from '../db/knex.ts';
 import { readForm } from '../http/body.ts';
 import { renderErrorPage } from '../http/errors.ts';
-import { servicesOfUser } from '../provisioning/store.ts';
-import { authenticate } from '../users/authenticate.ts';
 import { canonicalId } from '../users/ids.ts';
-import { claimSubmission, idPseudonym, releaseSubmission, type ThrottlePolicy } from '../users/throttle.ts';
+// acr 3gpp:acr:password and amr pwd (TS 33.434 A.4.2.2, RFC 8176).
+import { PASSWORD_LOGIN } from '../oidc/claims.ts';
+import { logIn, withLoginSubmission, type LoginDeps, type LoginOutcome } from './login.ts';
 import { formatCount, messagesFor } from './i18n.ts';
 import { renderFragment, sendPage, type PageSite } from './views.ts';
 
-export type InteractionDeps = {
-  db: Db;
+export type InteractionDeps = LoginDeps & {
   csrfKey: Buffer;
-  /** Keyed hash for submitted VAL user IDs in throttle keys and in audit rows of unknown IDs (Secrets.loginIdKey). */
-  loginIdKey: Buffer;
   provider: () => Provider;
-  throttle?: ThrottlePolicy;
   /** The operator's name on the pages (IDMS_DISPLAY_NAME). */
   site: PageSite;
 };
@@ -69,62 +62,38 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     const valUserId = id.id;
 
-    // One password check per login form at a time, on any worker: a second POST of the same interaction while the
-    // first is being checked is refused unchecked (it would otherwise be a free parallel guess).
-    const submission = await claimSubmission(deps.db, deps.loginIdKey, details.uid);
-    if (!submission) {
-      metrics.login('throttled');
+    const submitted = await withLoginSubmission(deps, details.uid, async () => {
+      const result = await logIn(deps, { valUserId, password, ip: ctx.ip, clientId: String(details.params.client_id) });
+      await answerLogin(ctx, deps, details, valUserId, result);
+    });
+    if (!submitted) {
       ctx.set('Retry-After', '1');
       await showLogin(ctx, deps, details, { status: 429, message: 'busy', valUserId });
-      return;
-    }
-    try {
-      await finishLogin(ctx, deps, details, valUserId, password);
-    } finally {
-      await releaseSubmission(deps.db, submission);
     }
   });
 
   return router;
 }
 
-/** Checks the password (reserved against the throttle) and answers: the form again, or back to oidc-provider. */
-async function finishLogin(ctx: Context, deps: InteractionDeps, details: Details, valUserId: string, password: string): Promise<void> {
-  const result = await authenticate(deps.db, { valUserId, password, ip: ctx.ip }, { idKey: deps.loginIdKey, policy: deps.throttle });
-  // Failures on IDs that name no user are audited under a keyed hash: such an "ID" is often a password typed into
-  // the wrong field (issue 10, item 9). Existing IDs are audited as themselves.
-  const actor = result.ok || result.known ? valUserId : `unknown:${idPseudonym(deps.loginIdKey, valUserId).slice(0, 32)}`;
-  const audit = (outcome: 'success' | 'failure', reason?: LoginResult) => {
-    metrics.login(reason ?? 'success');
-    return recordAudit(deps.db, { actor, action: 'login', subject: String(details.params.client_id), result: outcome, details: reason ? { reason } : {} });
-  };
-
-  if (!result.ok) {
-    await audit('failure', result.reason);
-    if (result.reason === 'throttled') {
-      ctx.set('Retry-After', String(result.retryAfter));
-      await showLogin(ctx, deps, details, { status: 429, message: { throttled: result.retryAfter }, valUserId });
-    } else {
-      await showLogin(ctx, deps, details, { status: 400, message: 'failed', invalid: true, valUserId });
-    }
+/** Renders the login's outcome: the form again, or back to oidc-provider. */
+async function answerLogin(ctx: Context, deps: InteractionDeps, details: Details, valUserId: string, result: LoginOutcome): Promise<void> {
+  if (result.kind === 'throttled') {
+    ctx.set('Retry-After', String(result.retryAfter));
+    await showLogin(ctx, deps, details, { status: 429, message: { throttled: result.retryAfter }, valUserId });
     return;
   }
-
-  // DESIGN: a user provisioned for no VAL service gets access_denied, not empty tokens.
-  if ((await servicesOfUser(deps.db, result.valUserId)).length === 0) {
-    await audit('failure', 'no_val_service');
-    await deps.provider().interactionFinished(ctx.req, ctx.res, {
-      error: 'access_denied',
-      error_description: 'the VAL user is not provisioned for any VAL service',
-    }, { mergeWithLastSubmission: false });
+  if (result.kind === 'invalid') {
+    await showLogin(ctx, deps, details, { status: 400, message: 'failed', invalid: true, valUserId });
+    return;
+  }
+  if (result.kind === 'refused') {
+    await deps.provider().interactionFinished(ctx.req, ctx.res, { error: result.error, error_description: result.description }, { mergeWithLastSubmission: false });
     ctx.respond = false;
     return;
   }
-
-  await audit('success');
   // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
   const consent = String(details.params.prompt ?? '').split(' ').includes('consent') ? { consent: {} } : {};
-  await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: result.valUserId, amr: ['pwd'] }, ...consent }, { mergeWithLastSubmission: false });
+  await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: result.valUserId, ...PASSWORD_LOGIN, amr: [...PASSWORD_LOGIN.amr] }, ...consent }, { mergeWithLastSubmission: false });
   ctx.respond = false;
 }
 

@@ -5,8 +5,7 @@ import type { Config } from '../config/env.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
 import { callerMayIntrospect, type ProviderExtension } from './provider.ts';
 import { accessTokenVerifier, isAccessTokenRevoked, isClientToken, isGrantLive, revokeAccessToken, type AccessTokenClaims } from './access-tokens.ts';
-import { standingAllowsTokens } from '../federation/visitors.ts';
-import { userStanding } from './account.ts';
+import { eligibleServices, tokenEligibility, type Eligibility } from '../users/eligibility.ts';
 import { servedResources } from './resources.ts';
 
 /**
@@ -22,6 +21,14 @@ export function tokenMeantFor(config: Config, client: Client, claims: AccessToke
   const audiences = new Set(Array.isArray(claims.aud) ? claims.aud : claims.aud === undefined ? [] : [claims.aud]);
   if (audiences.has(client.clientId) || servedResources(client).some((r) => audiences.has(r))) return true;
   return audiences.has(config.defaultResource) && !isClientToken(claims);
+}
+
+/**
+ * The token eligibility (src/users/eligibility.ts) of a VAL user's token as introspection answers it: active only
+ * while the user may still get such a token (RFC 7662 §2.2: otherwise `active: false`, with nothing else).
+ */
+export function introspectionActive(answer: Eligibility): boolean {
+  return eligibleServices(answer) !== undefined;
 }
 
 export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, signingKeys }) => {
@@ -53,8 +60,7 @@ export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, d
       if (!isClientToken(claims)) {
         // The grant and the VAL user in one round trip. A partner domain's VAL user (JWT-bearer grant) has no
         // local record, only a service mapping.
-        const standing = await userStanding(db, claims.sub, grantId);
-        if ((grantId !== undefined && !standing.grantLive) || !standingAllowsTokens(standing)) return;
+        if (!introspectionActive(await tokenEligibility(db, claims.sub, { grantId }))) return;
       } else if (grantId !== undefined && !(await isGrantLive(db, grantId))) return;
       ctx.body = { ...claims, active: true, token_type: 'Bearer' };
       return;

@@ -2,8 +2,10 @@
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
 import { AssertionRejected, spendPartnerAssertion, verifyPartnerAssertion, type VerifiedAssertion } from '../../federation/partner-assertion.ts';
 import { AUDIT_ACCEPT, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
+import type { PartnerPolicy } from '../../federation/partners.ts';
+import { eligibleServices, isLocalUser, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
-import { narrowServicesForRequest, standingForRequest } from '../account.ts';
+import { eligibilityForRequest, narrowServicesForRequest } from '../account.ts';
 import { resourceServerInfo } from '../resources.ts';
 import type { GrantDeps, GrantHandler } from './grant.ts';
 import { tokenResponse, type IssuedToken } from './response.ts';
@@ -55,16 +57,22 @@ export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContex
  * the VAL services this domain provisioned for that VAL user ID that the policy allows.
  */
 async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: GrantDeps, verified: VerifiedAssertion): Promise<void> {
-  const { policy } = verified.partner;
-  const local = await standingForRequest(ctx, deps.db, verified.valUserId);
-  if (local.status !== undefined) {
-    if (!policy.allowLocalUsers) throw new errors.AccessDenied('the VAL user is a local user of this domain; this partner may not vouch for local users');
-    if (local.status !== 'active') throw new errors.AccessDenied('the VAL user is disabled in this domain');
-  }
-  if (local.services.length === 0) throw new errors.AccessDenied('the VAL user is not provisioned for any VAL service in this domain');
-  const services = policy.services ? local.services.filter((s) => policy.services!.includes(s)) : local.services;
+  const answer = await eligibilityForRequest(ctx, deps.db, verified.valUserId);
+  narrowServicesForRequest(ctx, verified.valUserId, partnerEligibility(answer, verified.partner.policy));
+}
+
+/**
+ * The token eligibility (src/users/eligibility.ts) seen through a partner's policy: the answer with only the services
+ * the policy allows, or access_denied saying why (the assertion itself was valid, so not invalid_grant).
+ */
+export function partnerEligibility(answer: Eligibility, policy: Pick<PartnerPolicy, 'allowLocalUsers' | 'services'>): Eligibility & { services: string[] } {
+  if (isLocalUser(answer) && !policy.allowLocalUsers) throw new errors.AccessDenied('the VAL user is a local user of this domain; this partner may not vouch for local users');
+  if (answer.kind === 'disabled') throw new errors.AccessDenied('the VAL user is disabled in this domain');
+  const provisioned = eligibleServices(answer);
+  if (!provisioned) throw new errors.AccessDenied('the VAL user is not provisioned for any VAL service in this domain');
+  const services = policy.services ? provisioned.filter((s) => policy.services!.includes(s)) : provisioned;
   if (services.length === 0) throw new errors.AccessDenied('none of the VAL services provisioned here for the VAL user is allowed for this partner');
-  narrowServicesForRequest(ctx, verified.valUserId, local, services);
+  return { kind: answer.kind === 'ok' ? 'ok' : 'visitor', services };
 }
 
 /** Runs a step of the partner-side check; its refusal becomes invalid_grant (RFC 7523 §3.1), the reason kept for the audit. */

@@ -7,8 +7,8 @@ import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partne
 import { findPartnerByTarget } from '../../federation/partners.ts';
 import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
 import { isAccessTokenRevoked, isClientToken, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
+import { tokenEligibility, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
-import { userStanding } from '../account.ts';
 import type { GrantDeps, GrantHandler } from './grant.ts';
 import { issueAccessTokenForAssertion } from './jwt-bearer.ts';
 import { tokenResponse } from './response.ts';
@@ -112,11 +112,8 @@ export function handler(deps: GrantDeps): GrantHandler {
       if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
       // The token's grant and its VAL user in one round trip.
       const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
-      const user = await userStanding(db, subject.sub, grantId);
-      // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
-      if (grantId !== undefined && !user.grantLive) throw new errors.InvalidGrant('the grant of subject_token has been revoked');
-      if (user.status !== 'active') throw new errors.InvalidGrant('the VAL user is unknown or disabled');
-      if (user.services.length === 0) throw new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
+      const refusal = exchangeRefusal(await tokenEligibility(db, subject.sub, { grantId }));
+      if (refusal) throw refusal;
 
       // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
       const now = Math.floor(Date.now() / 1000);
@@ -135,6 +132,27 @@ export function handler(deps: GrantDeps): GrantHandler {
       ctx.body = tokenResponse({ accessToken: token, issuedTokenType: JWT_TOKEN_TYPE, tokenType: 'N_A', expiresIn: lifetime });
     });
   };
+}
+
+/**
+ * The token eligibility (src/users/eligibility.ts) of the subject token's VAL user as token exchange answers it:
+ * invalid_grant (RFC 8693 §2.2.2) unless this domain's own user may still get tokens. A partner domain's user
+ * (visitor) is not exchanged onward: their home domain issues their security tokens.
+ */
+export function exchangeRefusal(answer: Eligibility): InstanceType<typeof errors.InvalidGrant> | undefined {
+  switch (answer.kind) {
+    case 'ok':
+      return undefined;
+    // RFC 9700 §4.14.2: a replayed refresh token (or logout) revokes the grant, and with it its access tokens.
+    case 'grant_revoked':
+      return new errors.InvalidGrant('the grant of subject_token has been revoked');
+    case 'no_service':
+      return new errors.InvalidGrant('the VAL user is no longer provisioned for any VAL service');
+    case 'disabled':
+    case 'unknown':
+    case 'visitor':
+      return new errors.InvalidGrant('the VAL user is unknown or disabled');
+  }
 }
 
 /** The one target named by audience and/or resource (same meaning here); a security token is for exactly one partner. */
