@@ -3,12 +3,16 @@
 // embedded one), BENCH_WORKERS, BENCH_SECONDS, BENCH_RUNS, BENCH_CONCURRENCY, BENCH_LOGIN_CONCURRENCY,
 // BENCH_ONLY=login,client_credentials,… , BENCH_CPU_PROF=<dir> (write V8 CPU profiles of seal-idms), BENCH_NO_BASELINE=1,
 // BENCH_SERVER_ENV="K=V …" (extra environment for seal-idms), BENCH_KEEP=1 (keep the temp dir and logs), BENCH_NO_WRITE=1.
+// Per flow it also reports statements per request (pg_stat_statements where the server preloads it — the embedded
+// PostgreSQL the bench starts does — and always the server's own counter, idms_db_statements_total) and CPU ms per
+// request of seal-idms' processes, PostgreSQL and the load generator (bench/cost.ts).
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/env.ts';
 import { openDatabase } from '../src/db/database.ts';
+import { openEmbeddedDatabase } from '../src/db/embedded.ts';
 import { createKnex } from '../src/db/knex.ts';
 import { listClients } from '../src/oidc/clients.ts';
 import { hashPassword } from '../src/users/passwords.ts';
@@ -18,6 +22,7 @@ import { closedLoop, HttpClient, paced, type LoadResult } from './load.ts';
 import { coreScenarios, federationScenarios, JWT_BEARER, OPAQUE, prepareFederation, SKMS, TOKEN_EXCHANGE, VAL_SCOPE, type Scenario, type Target, type TargetName } from './scenarios.ts';
 import { cliOk, freePort, memoryOf, processTree, ROOT, startProcess, type ProcessMemory } from './servers.ts';
 import { runProvisioningBench } from './provisioning.ts';
+import { addCost, backendsOf, costBetween, nodePids, pgssCounter, postmasterTree, sample, scrapeStatements, type Cost, type CostProbe } from './cost.ts';
 
 const env = process.env;
 const num = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
@@ -33,7 +38,7 @@ const CHAINS = Math.max(64, CONCURRENCY * 2);
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',')) : undefined;
 const PASSWORD = 'bench-password-1';
 
-type Outcome = { runs: LoadResult[]; median: LoadResult; half?: LoadResult; error?: string };
+type Outcome = { runs: LoadResult[]; median: LoadResult; half?: LoadResult; error?: string; cost?: Cost; costOk?: number };
 
 const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
 
@@ -52,6 +57,14 @@ async function main(): Promise<void> {
   try {
     const external = env.BENCH_DATABASE_URL || env.IDMS_DATABASE_URL;
     const database = external ? await scratchDatabase(external, cleanups) : undefined;
+    // The embedded PostgreSQL is started here (seal-idms attaches to it in the same data dir) so that it can load
+    // pg_stat_statements, which needs a server start with shared_preload_libraries.
+    const pgDataDir = path.join(tmp, 'data', 'pg');
+    if (!database) {
+      const embedded = await openEmbeddedDatabase(path.join(tmp, 'data'), log, { postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_utility=on'] });
+      cleanups.unshift(() => embedded.release());
+    }
+    const metricsPort = await freePort();
 
     // seal-idms as an operator runs it: production mode, `serve`, all cores.
     const port = await freePort();
@@ -64,6 +77,7 @@ async function main(): Promise<void> {
       IDMS_PORT: String(port),
       IDMS_ISSUER: origin,
       IDMS_WORKERS: String(WORKERS),
+      IDMS_METRICS_PORT: String(metricsPort),
       ...(database ? { IDMS_DATABASE_URL: database } : {}),
       // Experiments: BENCH_SERVER_ENV="IDMS_LOG_LEVEL=warn IDMS_DB_POOL_MAX=4" reaches the seal-idms processes only.
       ...Object.fromEntries((env.BENCH_SERVER_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
@@ -101,6 +115,19 @@ async function main(): Promise<void> {
     await cliOk(idmsEnv, ['client', 'add', valServer.clientId, '--secret', valServer.secret, '--grant', 'client_credentials']);
     await cliOk(idmsEnv, ['resource', 'add', SKMS, '--scope', VAL_SCOPE]);
 
+    // Statement counts and the PostgreSQL backends doing seal-idms' work, read through a connection of our own.
+    const monitor = createKnex(serverUrl, { max: 1 });
+    cleanups.unshift(() => monitor.destroy());
+    const pgss = await pgssCounter(monitor);
+    log(pgss ? 'statements per request from pg_stat_statements and the server counter' : 'pg_stat_statements not preloaded by this PostgreSQL: statements per request from the server counter (idms_db_statements_total)');
+    const probes = new Map<TargetName, CostProbe>();
+    probes.set('seal-idms', {
+      serverPids: () => nodePids(ours.child.pid!),
+      pgPids: async () => (database ? backendsOf(monitor) : postmasterTree(pgDataDir)),
+      pgssStatements: async () => pgss?.(),
+      serverStatements: () => scrapeStatements(`http://127.0.0.1:${metricsPort}`),
+    });
+
     const targets: Target[] = [];
     targets.push({ name: 'seal-idms', issuer: origin, server: ours, http: new HttpClient(origin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: SKMS });
 
@@ -124,6 +151,7 @@ async function main(): Promise<void> {
       log('starting the baseline (bare oidc-provider, in-memory, one process)');
       const baseline = await startProcess('baseline', ['bench/baseline/server.ts'], { ...idmsEnv, BASELINE_PORT: String(basePort), BASELINE_SETUP: JSON.stringify(setup) }, baseOrigin, '/.well-known/openid-configuration', path.join(tmp, 'baseline.log'));
       cleanups.unshift(() => baseline.stop());
+      probes.set('baseline', { serverPids: () => processTree(baseline.child.pid!), pgPids: async () => [], pgssStatements: async () => undefined, serverStatements: async () => undefined });
       targets.push({ name: 'baseline', issuer: baseOrigin, server: baseline, http: new HttpClient(baseOrigin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: OPAQUE });
     }
 
@@ -150,6 +178,7 @@ async function main(): Promise<void> {
       const byTarget = new Map<TargetName, Outcome>();
       results.set(s.key, byTarget);
       const runs = new Map<TargetName, LoadResult[]>(active.map((t) => [t.name, []]));
+      const costs = new Map<TargetName, { cost?: Cost; ok: number }>(active.map((t) => [t.name, { ok: 0 }]));
       const failed = new Map<TargetName, string>();
       const attempt = async (t: Target, fn: () => Promise<void>) => {
         if (failed.has(t.name)) return;
@@ -170,7 +199,12 @@ async function main(): Promise<void> {
         for (const t of active) {
           await attempt(t, async () => {
             await s.prepare?.(t);
+            const probe = probes.get(t.name)!;
+            const before = await sample(probe);
             const res = await closedLoop(s.op(t), { concurrency: s.concurrency, seconds: SECONDS });
+            const c = costs.get(t.name)!;
+            c.cost = addCost(c.cost, costBetween(before, await sample(probe)));
+            c.ok += res.ok;
             runs.get(t.name)!.push(res);
             log(`${s.key} ${t.name} run ${r + 1}: ${res.rate.toFixed(0)}/s p50 ${res.p50.toFixed(1)} ms p99 ${res.p99.toFixed(1)} ms errors ${res.errors}${res.errors ? ` (${res.errorSamples[0]})` : ''}`);
           });
@@ -184,7 +218,7 @@ async function main(): Promise<void> {
           continue;
         }
         const median = [...list].sort((a, b) => a.rate - b.rate)[Math.floor(list.length / 2)]!;
-        const outcome: Outcome = { runs: list, median, error: failed.get(t.name) };
+        const outcome: Outcome = { runs: list, median, error: failed.get(t.name), cost: costs.get(t.name)!.cost, costOk: costs.get(t.name)!.ok };
         byTarget.set(t.name, outcome);
         await attempt(t, async () => {
           await s.prepare?.(t);
@@ -196,10 +230,13 @@ async function main(): Promise<void> {
     }
 
     const memory = new Map<TargetName, LabelledMemory[]>(targets.map((t) => [t.name, labelled(t.server.child.pid!)]));
+    // The embedded PostgreSQL is the bench's child, not seal-idms': its processes are listed with seal-idms.
+    if (!database) memory.get('seal-idms')!.push(...memoryOf(postmasterTree(pgDataDir)).map((p) => ({ ...p, label: `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}` })));
     const provisioning = await provisioningBench(serverUrl, log);
     for (const t of targets) t.http.close();
 
-    const report = renderReport({ scenarios, results, memory, pgVersion, external: Boolean(database), provisioning, elapsed: (Date.now() - started) / 1000 });
+    const load = os.loadavg();
+    const report = renderReport({ scenarios, results, memory, pgVersion, external: Boolean(database), pgss: Boolean(pgss), provisioning, elapsed: (Date.now() - started) / 1000, load });
     process.stdout.write(report.table + '\n');
     if (!env.BENCH_NO_WRITE) await fs.writeFile(path.join(ROOT, 'bench', 'RESULTS.md'), report.markdown);
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${env.BENCH_NO_WRITE ? '' : '; wrote bench/RESULTS.md'}`);
@@ -261,6 +298,8 @@ type ReportInput = {
   memory: Map<TargetName, LabelledMemory[]>;
   pgVersion: string;
   external: boolean;
+  pgss: boolean;
+  load: number[];
   provisioning: string | undefined;
   elapsed: number;
 };
@@ -279,9 +318,22 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
     const ratio = o?.runs.length && b?.runs.length ? (o.median.rate / b.median.rate).toFixed(2) : '—';
     rows.push([s.key, ...cells(o), ...cells(b), ratio, s.goal ?? '']);
   }
+  // Cost per request: statements and CPU of each process group, over all measured runs of the flow.
+  const costHeader = ['flow', 'server', 'stmts/req (pg_stat_statements)', 'stmts/req (server counter)', 'CPU ms/req server', 'CPU ms/req PostgreSQL', 'CPU ms/req load gen'];
+  const costRows: string[][] = [];
+  const f2 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(2));
+  for (const s of input.scenarios) {
+    for (const [name, o] of input.results.get(s.key)!) {
+      if (!o.cost || !o.costOk) continue;
+      const per = (x: number | undefined) => (x === undefined ? undefined : x / o.costOk!);
+      costRows.push([s.key, name, name === 'baseline' ? '—' : f2(per(o.cost.pgss)), name === 'baseline' ? '—' : f2(per(o.cost.counted)), f2(per(o.cost.serverMs)), name === 'baseline' ? '—' : f2(per(o.cost.pgMs)), f2(per(o.cost.generatorMs))]);
+    }
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const table = [line(header), ...rows.map(line)].join('\n');
+  const costWidths = costHeader.map((h, i) => Math.max(h.length, ...costRows.map((r) => r[i]!.length)));
+  const costLine = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(costWidths[i]!) : c.padStart(costWidths[i]!))).join('  ');
+  const table = [line(header), ...rows.map(line), '', costLine(costHeader), ...costRows.map(costLine)].join('\n');
 
   const md: string[] = [];
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -292,10 +344,15 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
   md.push(`- seal-idms: \`serve\` with NODE_ENV=production, IDMS_WORKERS=${WORKERS}; baseline: bare oidc-provider, in-memory adapter, one process (bench/baseline/server.ts)`);
   md.push(`- Load: closed loop on loopback from one Node process (bench/load.ts), keep-alive, concurrency ${CONCURRENCY} (logins ${LOGIN_CONCURRENCY}); ${RUNS} runs of ${SECONDS} s per flow and server, interleaved; figures are the median run. "p99 @½ max" is an open-loop run at half the median max rate, latency counted from each request's scheduled start.`);
   md.push(`- Everything (load generator, servers, PostgreSQL) shares the same ${os.availableParallelism()} CPUs; the ratio to the baseline is the figure that holds on a noisy machine.`);
+  md.push(`- Load average at the end (1, 5, 15 min): ${input.load.map((x) => x.toFixed(2)).join(', ')}.`);
   md.push(`- Whole run: ${input.elapsed.toFixed(0)} s.`, '');
   md.push('| flow | seal-idms /s | p50 ms | p99 ms | errors | p99 @½ max | baseline /s | p50 ms | p99 ms | errors | p99 @½ max | ours / baseline | target |');
   md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) md.push(`| ${r.join(' | ')} |`);
+  md.push('', '## Cost per request', '');
+  md.push(`Over all measured closed-loop runs. Statements: ${input.pgss ? 'pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed\'s once-a-second NOTIFY included)' : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes, ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`, '');
+  md.push(`| ${costHeader.join(' | ')} |`, `|---|---|${costHeader.slice(2).map(() => '---:').join('|')}|`);
+  for (const r of costRows) md.push(`| ${r.join(' | ')} |`);
   md.push('', '## Flows', '');
   for (const s of input.scenarios) {
     const r = input.results.get(s.key)!;

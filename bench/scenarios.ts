@@ -139,7 +139,8 @@ export async function prepareFederation(origin: string, tmp: string, env: NodeJS
   if (federation.tokenExchange || federation.jwtBearer) {
     const file = path.join(tmp, 'partner.jwks.json');
     await fs.writeFile(file, JSON.stringify(federation.partnerJwks));
-    await cliOk(env, ['partner', 'add', federation.partnerIssuer, '--jwks', file]);
+    // The benchmark's users are local users here; the partner may vouch for them (the policy check still runs).
+    await cliOk(env, ['partner', 'add', federation.partnerIssuer, '--jwks', file, '--allow-local-users']);
   }
   return federation;
 }

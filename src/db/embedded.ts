@@ -23,7 +23,7 @@ const DRAIN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 export async function openEmbeddedDatabase(
   dataDir: string,
   log: (line: string) => void = () => {},
-  options: { handlesSignals?: boolean } = {},
+  options: { handlesSignals?: boolean; /** Extra `postgres` flags, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements'] (the benchmark). */ postgresFlags?: string[] } = {},
 ): Promise<EmbeddedDatabase> {
   const pgDir = path.join(dataDir, 'pg');
   const connFile = path.join(dataDir, 'pg-connection.json');
@@ -52,7 +52,7 @@ export async function openEmbeddedDatabase(
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     // Loopback TCP only: no Unix socket to collide with a system PostgreSQL.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', ...(options.postgresFlags ?? [])],
     onLog: (message) => {
       if (/ERROR|FATAL|PANIC/.test(message)) log(message.trim());
     },

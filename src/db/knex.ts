@@ -3,6 +3,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { HostConnector } from './failover.ts';
 import { parseDatabaseUrl, type DatabaseRole } from './hosts.ts';
+import { countStatements } from './statement-count.ts';
 
 // int8 (count(*), bigint ids) as JS numbers: our counts stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
@@ -43,7 +44,7 @@ export function createKnex(url: string, pool: { min?: number; max?: number } = {
     log: { warn: (message: string) => (/^(Acquire connection error|Connection Error)/.test(String(message)) ? undefined : (options.log ?? console.warn)(String(message))) },
   });
   // knex's pg dialect opens each pooled connection here (one host, no role check); ours walks the host list.
-  (db.client as { _acquireOnlyConnection: () => Promise<pg.Client> })._acquireOnlyConnection = () => connector.connect();
+  (db.client as { _acquireOnlyConnection: () => Promise<pg.Client> })._acquireOnlyConnection = async () => countStatements(await connector.connect());
   connectors.set(db, { connector, url, options });
   return db;
 }

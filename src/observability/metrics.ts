@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client';
 import type { Db } from '../db/knex.ts';
+import { statementsExecuted } from '../db/statement-count.ts';
 
 // One registry per process. An AggregatorRegistry is also a plain registry; in a node:cluster worker it
 // answers the primary's scrape requests, so IDMS_WORKERS > 1 still exposes one set of sums on one port.
@@ -90,6 +91,19 @@ new Gauge({
     let pending = 0;
     for (const db of pools) pending += tarnPool(db)?.numPendingAcquires() ?? 0;
     this.set(pending);
+  },
+});
+
+let statementsSeen = 0;
+
+new Counter({
+  name: 'idms_db_statements_total',
+  help: 'Statements this process sent to PostgreSQL through its pools (BEGIN and COMMIT included): round trips per request = its rate / the request rate.',
+  registers: [registry],
+  collect() {
+    const now = statementsExecuted();
+    this.inc(now - statementsSeen);
+    statementsSeen = now;
   },
 });
 

@@ -1,0 +1,122 @@
+// What a request costs besides time: statements sent to PostgreSQL and CPU per process group (seal-idms' processes,
+// PostgreSQL, the load generator), sampled before and after each measured run.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import type { Db } from '../src/db/knex.ts';
+import { processTree } from './servers.ts';
+
+const TICK_MS = 1000 / Number(safe(() => execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim(), '100'));
+
+function safe<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}
+
+/** utime + stime of each process (all its threads), in ms, from /proc/<pid>/stat. */
+export function cpuMsOf(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    const stat = safe(() => fs.readFileSync(`/proc/${pid}/stat`, 'utf8'), '');
+    if (!stat) continue;
+    // Fields after the command (which may hold spaces) in parentheses: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(pid, (Number(fields[11]) + Number(fields[12])) * TICK_MS);
+  }
+  return out;
+}
+
+/** CPU used between two samples: processes in both count their difference, new ones all they used. */
+export function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, t] of after) ms += t - (before.get(pid) ?? 0);
+  return ms;
+}
+
+/** Where a target's processes are. `pg`: PostgreSQL processes doing its work (undefined: not on this machine or not ours to see). */
+export type CostProbe = {
+  serverPids(): number[];
+  pgPids(): Promise<number[]>;
+  /** Statements counted by pg_stat_statements in the target's database, or undefined without it. */
+  pgssStatements(): Promise<number | undefined>;
+  /** Statements the server's pools sent (idms_db_statements_total), or undefined. */
+  serverStatements(): Promise<number | undefined>;
+};
+
+export type CostSample = { server: Map<number, number>; pg: Map<number, number>; generatorMs: number; pgss?: number; counted?: number };
+
+export async function sample(probe: CostProbe): Promise<CostSample> {
+  const [pgPids, pgss, counted] = await Promise.all([probe.pgPids(), probe.pgssStatements(), probe.serverStatements()]);
+  const u = process.cpuUsage();
+  return { server: cpuMsOf(probe.serverPids()), pg: cpuMsOf(pgPids), generatorMs: (u.user + u.system) / 1000, pgss, counted };
+}
+
+/** Totals of one measured interval. */
+export type Cost = { serverMs: number; pgMs: number; generatorMs: number; pgss?: number; counted?: number };
+
+export function costBetween(a: CostSample, b: CostSample): Cost {
+  return {
+    serverMs: cpuDelta(a.server, b.server),
+    pgMs: cpuDelta(a.pg, b.pg),
+    generatorMs: b.generatorMs - a.generatorMs,
+    pgss: a.pgss !== undefined && b.pgss !== undefined ? b.pgss - a.pgss : undefined,
+    counted: a.counted !== undefined && b.counted !== undefined ? b.counted - a.counted : undefined,
+  };
+}
+
+export function addCost(a: Cost | undefined, b: Cost): Cost {
+  if (!a) return b;
+  const add = (x?: number, y?: number) => (x === undefined || y === undefined ? undefined : x + y);
+  return { serverMs: a.serverMs + b.serverMs, pgMs: a.pgMs + b.pgMs, generatorMs: a.generatorMs + b.generatorMs, pgss: add(a.pgss, b.pgss), counted: add(a.counted, b.counted) };
+}
+
+/** The node processes of a server (its own and its cluster workers), not the PostgreSQL it may have started. */
+export function nodePids(root: number): number[] {
+  return processTree(root).filter((pid) => !safe(() => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '').includes('postgres'));
+}
+
+/** The postmaster and its children, from the data directory's postmaster.pid (the embedded PostgreSQL). */
+export function postmasterTree(pgDataDir: string): number[] {
+  const pid = Number(safe(() => fs.readFileSync(`${pgDataDir}/postmaster.pid`, 'utf8').split('\n')[0], ''));
+  return pid > 0 ? processTree(pid) : [];
+}
+
+/** The backends connected to `db`'s database (for a shared server: its other databases' work is not ours). */
+export async function backendsOf(db: Db): Promise<number[]> {
+  const { rows } = await db.raw('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+  return (rows as { pid: number }[]).map((r) => r.pid);
+}
+
+/**
+ * pg_stat_statements in `db`'s database, if the server preloads it (shared_preload_libraries); creates the extension.
+ * Returns the counter, or undefined (the bench then uses the server's own counter).
+ */
+export async function pgssCounter(db: Db): Promise<(() => Promise<number>) | undefined> {
+  const preload = String((await db.raw('show shared_preload_libraries')).rows[0].shared_preload_libraries);
+  if (!preload.split(',').map((s) => s.trim()).includes('pg_stat_statements')) return undefined;
+  try {
+    await db.raw('create extension if not exists pg_stat_statements');
+  } catch {
+    return undefined;
+  }
+  return async () => {
+    const { rows } = await db.raw(
+      `select coalesce(sum(calls), 0)::bigint as n from pg_stat_statements
+       where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'`,
+    );
+    return Number(rows[0].n);
+  };
+}
+
+/** idms_db_statements_total from the server's metrics listener (summed over cluster workers by the primary). */
+export async function scrapeStatements(metricsOrigin: string): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`${metricsOrigin}/metrics`)).text();
+    const m = /^idms_db_statements_total(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
