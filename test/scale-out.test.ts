@@ -259,7 +259,8 @@ describe('three instances on one database', () => {
 
     expect(c.child.signalCode).toBe('SIGKILL');
     for (const name of ['A', 'B']) expect(outcomes.get(name)).toMatchObject({ http5xx: 0, otherHttp: 0, connection: 0 });
-    expect(outcomes.get('A')!.ok + outcomes.get('B')!.ok).toBeGreaterThan(100);
+    // The survivors kept serving (a count, not a rate: the machine may be busy with other test files).
+    expect(outcomes.get('A')!.ok + outcomes.get('B')!.ok).toBeGreaterThan(30);
     // The killed instance never answered with an error: its requests failed only as connections.
     expect(outcomes.get('C')).toMatchObject({ http5xx: 0, otherHttp: 0 });
     expect(outcomes.get('C')!.connection).toBeGreaterThan(0);

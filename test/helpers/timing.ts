@@ -6,6 +6,8 @@ const slowdown = Math.max(1, Number(process.env.IDMS_TEST_SLOWDOWN) || 1) * (os.
 
 /** How long a spawned server (one process or a cluster) may take to be ready. */
 export const STARTUP_MS = 30_000 * slowdown;
+/** Allowance on top of a server-side deadline before the client sees its effect (timer sweeps, a busy event loop). */
+export const SLACK_MS = 1500 * slowdown;
 /** How long a change made by one instance may take to be seen by another (NOTIFY, key refresh). */
 export const PROPAGATION_MS = 10_000 * slowdown;
 
