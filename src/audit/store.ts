@@ -21,6 +21,21 @@ export async function recordAudit(db: Db, event: AuditEvent): Promise<void> {
   });
 }
 
+/**
+ * The insert of one audit event as a statement of its own or part of a larger one, for a write that must record its
+ * event in the same round trip (the replay store of partner security tokens, src/federation/replay.ts): its values
+ * are the parameters $first … $first+4, in the order auditValues gives them; `from` (e.g. 'from spent') makes the row
+ * depend on another part of the statement.
+ */
+export function auditInsertSql(first: number, from = ''): string {
+  const p = (i: number) => `$${first + i}`;
+  return `insert into audit_events (actor, action, subject, result, details) select ${p(0)}::text, ${p(1)}::text, ${p(2)}::text, ${p(3)}::text, ${p(4)}::jsonb ${from}`;
+}
+
+export function auditValues(event: AuditEvent): unknown[] {
+  return [event.actor, event.action, event.subject ?? null, event.result, JSON.stringify(event.details ?? {})];
+}
+
 export async function listAudit(db: Db, filter: { limit: number; action?: string }): Promise<AuditRow[]> {
   const q = db('audit_events').select('*').orderBy('id', 'desc').limit(filter.limit);
   if (filter.action) q.where('action', filter.action);

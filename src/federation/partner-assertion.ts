@@ -2,6 +2,7 @@
 // B.11.3 as profiled for SEAL by TS 33.434): what the standard requires and no more, from any vendor's S-IdMS.
 import crypto from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { AuditEvent } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 import { findPartner, PARTNER_ALGS, type Partner } from './partners.ts';
@@ -138,9 +139,10 @@ export async function verifyPartnerAssertion(db: Db, token: string, context: Ass
  * Spends a verified token: accepted once across all instances, remembered until exp plus the leeway (after which
  * its exp check refuses it anyway). Throws AssertionRejected on a replay.
  */
-export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion): Promise<void> {
+export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion, audit?: AuditEvent): Promise<void> {
   const keepUntil = new Date((verified.exp + CLOCK_SKEW_SECONDS) * 1000);
-  if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil))) {
+  // `audit`: the event of the token's acceptance, written by the same statement exactly when the token is spent.
+  if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil, audit))) {
     throw new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', { iss: verified.partner.issuer, jti: verified.jti });
   }
 }

@@ -23,7 +23,47 @@ const REVOKE_GRANT_OF = `with spent as (select grant_id from ${TABLE} where kind
   revoked as (delete from ${TABLE} where grant_id in (select grant_id from spent) or (kind = 'Grant' and id in (select grant_id from spent)))
   select grant_id from spent`;
 
+// A refresh grant reads its refresh token, then the token's grant (oidc-provider's validateGrant): one round trip for
+// both (issue 16). The grant is read in the same snapshot as the token and handed to the Grant adapter's find within
+// the same request only (takePrefetchedGrant).
+const FIND_WITH_GRANT = `select r.payload, r.consumed_at, r.grant_id, g.payload as grant_payload from ${TABLE} r
+  left join ${TABLE} g on g.kind = 'Grant' and g.id = r.grant_id and (g.expires_at is null or g.expires_at > now())
+  where r.kind = $1 and r.id = $2 and (r.expires_at is null or r.expires_at > now())`;
+// Rotation in one statement (issue 16): the spent refresh token is consumed by CONSUME's condition and its successor is
+// stored only if that consume won. Of parallel refreshes of one token exactly one inserts (the others' update waits for
+// the winner's row lock, then finds consumed_at set and updates nothing, so their insert selects no row).
+const CONSUME_AND_UPSERT = `with spent as (update ${TABLE} set consumed_at = now() where kind = $8 and id = $9 and consumed_at is null returning 1)
+  insert into ${TABLE} (kind, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+  select $1::text, $2::text, $3::jsonb, $4::text, $5::text, $6::text, now() + make_interval(secs => $7::double precision), null
+  where exists (select 1 from spent)
+  on conflict (kind, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+    user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null`;
+
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
+
+// Per request (keyed by oidc-provider's request context): grants read together with a refresh token, and the refresh
+// token whose consume waits for its successor's insert.
+const prefetchedGrants = new WeakMap<object, Map<string, AdapterPayload | undefined>>();
+const pendingConsumes = new WeakMap<object, { kind: string; key: string }>();
+
+/** The refresh grant of oidc-provider (lib/actions/grants/refresh_token.js): consume() is followed by the successor's save(), nothing in between. */
+function refreshGrantRequest(ctx: ReturnType<typeof currentCtx>): ctx is NonNullable<ReturnType<typeof currentCtx>> {
+  return ctx?.oidc?.route === 'token' && (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type === 'refresh_token';
+}
+
+function currentCtx() {
+  return Provider.ctx;
+}
+
+/** The grant read with this request's refresh token, once (a later find reads the table again). */
+function takePrefetchedGrant(grantId: string): { payload: AdapterPayload | undefined } | undefined {
+  const ctx = currentCtx();
+  const grants = ctx && prefetchedGrants.get(ctx);
+  if (!grants?.has(grantId)) return undefined;
+  const payload = grants.get(grantId);
+  grants.delete(grantId);
+  return { payload };
+}
 
 /** `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts). */
 export function createAdapterFactory(db: Db, keys: AtRestKeys): (model: string) => Adapter {
@@ -55,15 +95,16 @@ export class PostgresAdapter implements Adapter {
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     const stored = this.#hashed ? sealPayload(this.#keys!, this.#kind, payload) : this.#kind === 'Client' ? sealClientMetadata(this.#keys!, payload as ClientMetadata) : payload;
     // No expiresIn: no expiry (null + interval is null).
-    await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, [
-      this.#kind,
-      this.#key(id),
-      JSON.stringify(stored),
-      payload.grantId ?? null,
-      payload.uid ?? null,
-      payload.userCode ? this.#key(payload.userCode) : null,
-      expiresIn || null,
-    ]);
+    const values = [this.#kind, this.#key(id), JSON.stringify(stored), payload.grantId ?? null, payload.uid ?? null, payload.userCode ? this.#key(payload.userCode) : null, expiresIn || null];
+    const ctx = currentCtx();
+    const pending = this.#kind === 'RefreshToken' && ctx ? pendingConsumes.get(ctx) : undefined;
+    if (pending) {
+      pendingConsumes.delete(ctx!);
+      const { rowCount } = await queryPrepared(this.#db, 'oidc_payloads_consume_upsert', CONSUME_AND_UPSERT, [...values, pending.kind, pending.key]);
+      if (rowCount !== 1) await this.#lostRace(pending.key);
+      return;
+    }
+    await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, values);
     if (this.#kind === 'Client') tableChanged('clients');
   }
 
@@ -72,7 +113,28 @@ export class PostgresAdapter implements Adapter {
       const stored = await findStoredClient(this.#db, id);
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
+    if (this.#kind === 'Grant') {
+      const prefetched = takePrefetchedGrant(id);
+      if (prefetched) return prefetched.payload;
+    }
+    if (this.#kind === 'RefreshToken') return this.#findWithGrant(id);
     return this.#findBy('id', id);
+  }
+
+  /** A refresh token, and its grant for the Grant adapter's find later in this request (one round trip instead of two). */
+  async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
+    const key = this.#key(id);
+    if (key.includes('\0')) return undefined;
+    const row = (await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, 'oidc_payloads_find_with_grant', FIND_WITH_GRANT, [this.#kind, key])).rows[0];
+    if (!row) return undefined;
+    const ctx = currentCtx();
+    if (ctx && row.grant_id) {
+      let grants = prefetchedGrants.get(ctx);
+      if (!grants) prefetchedGrants.set(ctx, (grants = new Map()));
+      grants.set(row.grant_id, row.grant_payload ?? undefined);
+    }
+    const payload = openPayload(this.#keys!, this.#kind, row.payload, id);
+    return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -85,9 +147,20 @@ export class PostgresAdapter implements Adapter {
 
   async consume(id: string): Promise<void> {
     const key = this.#key(id);
+    const ctx = currentCtx();
+    if (this.#kind === 'RefreshToken' && refreshGrantRequest(ctx)) {
+      // Rotation: decided together with the successor's insert (CONSUME_AND_UPSERT), which comes next and before any
+      // token is issued; if it never comes (an error first), nothing was issued from this token and it stays unspent.
+      pendingConsumes.set(ctx, { kind: this.#kind, key });
+      return;
+    }
     const { rowCount } = await queryPrepared(this.#db, 'oidc_payloads_consume_once', CONSUME, [this.#kind, key]);
     if (rowCount === 1) return;
-    // Another request consumed (or removed) it since oidc-provider read it unconsumed: this one is the replay.
+    await this.#lostRace(key);
+  }
+
+  /** Another request consumed (or removed) the record since oidc-provider read it unconsumed: this one is the replay. */
+  async #lostRace(key: string): Promise<never> {
     const { rows } = await queryPrepared<{ grant_id: string }>(this.#db, 'oidc_payloads_revoke_grant_of', REVOKE_GRANT_OF, [this.#kind, key]);
     const ctx = Provider.ctx;
     for (const { grant_id } of rows) ctx?.oidc.provider.emit('grant.revoked', ctx, grant_id);

@@ -1,7 +1,7 @@
 // RFC 7523 JWT-bearer grant at the partner S-IdMS (TS 33.180 annex B.7.4): a home S-IdMS's security token in, an access token for this domain's VAL services out.
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
 import { AssertionRejected, spendPartnerAssertion, verifyPartnerAssertion, type VerifiedAssertion } from '../../federation/partner-assertion.ts';
-import { AUDIT_ACCEPT, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
+import { AUDIT_ACCEPT, federationSuccessEvent, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
 import type { PartnerPolicy } from '../../federation/partners.ts';
 import { eligibleServices, isLocalUser, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
@@ -42,7 +42,9 @@ export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContex
 
   await applyPartnerPolicy(ctx, deps, verified);
   // Spent last, so a token refused for any other reason can still be presented once the cause is fixed.
-  await asGrantError(trail, () => spendPartnerAssertion(db, verified));
+  // The success event goes with the spend (one round trip, issue 16): only signing follows.
+  await asGrantError(trail, () => spendPartnerAssertion(db, verified, federationSuccessEvent(client.clientId, trail)));
+  trail.audited = true;
 
   const token = new provider.AccessToken({ accountId: verified.valUserId, client, gty: 'jwt-bearer', scope } as ConstructorParameters<typeof provider.AccessToken>[0]);
   token.resourceServer = resourceServer;
