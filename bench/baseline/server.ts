@@ -1,4 +1,4 @@
-// Benchmark baseline: a bare oidc-provider 9 with an in-memory adapter, the same ES256 keys, token format and login work as seal-idms.
+// Benchmark baseline: a bare oidc-provider 9 with an in-memory adapter, the same keys (ES256 access tokens, RS256 ID tokens), token format and login work as seal-idms.
 // It is what the benchmark divides by: our figure over this one shows what our storage and checks cost.
 // Run: node bench/baseline/server.ts, with BASELINE_PORT and BASELINE_SETUP (JSON, see BaselineSetup) in the environment.
 import crypto from 'node:crypto';
@@ -30,19 +30,23 @@ const port = Number(process.env.BASELINE_PORT ?? 0);
 
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'baseline-es256' };
+// ID tokens are RS256 as seal-idms signs them by default (OIDC Core §3.1.3.7, src/oidc/provider.ts), with a 2048-bit
+// key as seal-idms generates (src/oidc/keys.ts): the same signing work on both sides.
+const { privateKey: rsaKey } = await generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
+const rsaJwk = { ...(await exportJWK(rsaKey)), alg: 'RS256', use: 'sig', kid: 'baseline-rs256' };
 const csrfKey = crypto.randomBytes(32);
 const SCOPES = ['openid', 'offline_access', '3gpp:seal:val_service'];
 
 const configuration: Configuration = {
   adapter: MapAdapter,
   clients: setup.clients as unknown as Configuration['clients'],
-  jwks: { keys: [jwk] as NonNullable<Configuration['jwks']>['keys'] },
+  jwks: { keys: [jwk, rsaJwk] as NonNullable<Configuration['jwks']>['keys'] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   scopes: [...SCOPES, '3gpp:seal:idm:provisioning'],
   claims: { openid: ['sub', 'amr'], '3gpp:seal:val_service': ['val_user_id', 'val_service_ids'] },
   conformIdTokenClaims: false,
   responseTypes: ['code'],
-  clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'ES256' },
+  clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], id_token_signed_response_alg: 'RS256' },
   pkce: { required: () => true },
   rotateRefreshToken: true,
   issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
