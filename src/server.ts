@@ -4,7 +4,7 @@ import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/env.ts';
 import type { Secrets } from './config/secret.ts';
-import { startChangeFeed } from './db/change-feed.ts';
+import { createCaches, startChangeFeed } from './db/change-feed.ts';
 import type { Db } from './db/knex.ts';
 import { sweepSeenSecurityTokens } from './federation/replay.ts';
 import type { ApiDeps, RestApi } from './http/api.ts';
@@ -47,6 +47,8 @@ export type Idms = {
   provider(): Provider;
   /** Reloads signing keys now if they changed in the database (rotation by the CLI or another instance). */
   refreshKeys(): Promise<void>;
+  /** Resolves once this instance's caches have heard of every change committed before the call (src/db/change-feed.ts). */
+  changesHeard(): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -63,6 +65,9 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
 
   // Rows from before bearer values and client secrets were stored hashed (needs IDMS_SECRET, so not a migration).
   await convertLegacyPayloads(db, atRestKeys(secrets));
+  // This process's caches of clients, resource servers, partners, revocations and VAL servers, passed to whatever reads
+  // through them (the provider, the REST APIs); the change feed drops their entries on any change (docs/scaling.md).
+  const caches = createCaches();
   const live = await startLiveProvider({
     db,
     secrets,
@@ -71,7 +76,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
     refreshMs: options.keyRefreshMs ?? 5000,
     log,
     build: (signingKeys) => {
-      const provider = createProvider({ config, db, secrets, signingKeys }, extensions);
+      const provider = createProvider({ config, db, caches, secrets, signingKeys }, extensions);
       observeProvider(provider, logger);
       return provider;
     },
@@ -85,8 +90,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   }, 60_000);
   sweeps.unref();
   const untrackPool = trackPool(db);
-  // Cached clients, resource servers and partners for this process, dropped on any change (docs/scaling.md).
-  const changeFeed = await startChangeFeed(db, log);
+  const changeFeed = await startChangeFeed(db, caches, log);
 
   const app = new Koa();
   app.proxy = config.trustProxy;
@@ -98,7 +102,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.use(systemRoutes(db, live.keysLoaded).routes());
   app.use(interactionRoutes({ db, csrfKey: secrets.csrfKey, loginIdKey: secrets.loginIdKey, provider: () => live.current().provider, throttle: options.throttle, site: config }).routes());
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
-  const apiDeps: ApiDeps = { config, db, verifyAccessToken: (token) => live.current().verifyAccessToken(token), log };
+  const apiDeps: ApiDeps = { config, db, caches, verifyAccessToken: (token) => live.current().verifyAccessToken(token), log };
   for (const api of apis) app.use(api(apiDeps));
   // Issue 10 item 4: no protocol parameter that could not be stored or logged reaches oidc-provider.
   app.use(protocolInputGuard(config));
@@ -108,6 +112,7 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
     app,
     provider: () => live.current().provider,
     refreshKeys: live.refreshKeys,
+    changesHeard: () => changeFeed.caughtUp(),
     async close() {
       clearInterval(sweeps);
       untrackPool();

@@ -1,11 +1,13 @@
-// Per-process caches (src/db/change-feed.ts): served from memory, dropped by any session's change, bypassed while the listener is down.
-import { cached, startChangeFeed, type ChangeFeed } from '../src/db/change-feed.ts';
+// Per-process caches (src/db/change-feed.ts): a handle passed to whoever reads through it, served from memory, dropped by
+// any session's change, bypassed while the listener is down.
+import { createCaches, NO_CACHE, startChangeFeed, type Caches, type ChangeFeed, type ProcessCaches } from '../src/db/change-feed.ts';
 import { createKnex, type Db } from '../src/db/knex.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 
 let database: TestDatabase;
 let other: Db;
 let feed: ChangeFeed;
+let caches: ProcessCaches;
 let loads = 0;
 
 async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
@@ -16,8 +18,8 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
   }
 }
 
-const scopeOf = (identifier: string) =>
-  cached(database.db, 'resource_servers', identifier, async () => {
+const scopeOf = (identifier: string, through: Caches = caches) =>
+  through.read('resource_servers', identifier, async () => {
     loads++;
     return ((await database.db('resource_servers').where({ identifier }).first()) as { scope: string } | undefined)?.scope;
   });
@@ -27,7 +29,8 @@ beforeAll(async () => {
   // Another session, as another instance or the CLI would be: its writes do not touch this process's caches directly.
   other = createKnex(database.url, { max: 1 });
   await other('resource_servers').insert({ identifier: 'https://skms.example', scope: 'a' });
-  feed = await startChangeFeed(database.db);
+  caches = createCaches();
+  feed = await startChangeFeed(database.db, caches);
   await until('listener live', () => feed.live);
 });
 
@@ -44,6 +47,37 @@ test('a cached answer is served from memory, absent rows included', async () => 
   expect(await scopeOf('https://nobody.example')).toBeUndefined();
   expect(await scopeOf('https://nobody.example')).toBeUndefined();
   expect(loads).toBe(2);
+});
+
+test('a handle without a change feed, and NO_CACHE, read the table every time', async () => {
+  loads = 0;
+  const undriven = createCaches();
+  for (const through of [undriven, NO_CACHE]) {
+    await scopeOf('https://skms.example', through);
+    await scopeOf('https://skms.example', through);
+  }
+  expect(loads).toBe(4);
+});
+
+test('a change made through the handle drops its table at once, without waiting for the notification', async () => {
+  await scopeOf('https://skms.example');
+  loads = 0;
+  caches.changed('resource_servers');
+  await scopeOf('https://skms.example');
+  expect(loads).toBe(1);
+  // Other tables keep their entries.
+  await caches.read('partners', 'https://partner.example', async () => 'kept');
+  caches.changed('resource_servers');
+  expect(await caches.read('partners', 'https://partner.example', async () => 'reloaded')).toBe('kept');
+});
+
+test('caughtUp: once it resolves, every change another session committed before it has been heard', async () => {
+  for (const scope of ['x1', 'x2', 'x3']) {
+    await scopeOf('https://skms.example');
+    await other('resource_servers').where({ identifier: 'https://skms.example' }).update({ scope });
+    await feed.caughtUp();
+    expect(await scopeOf('https://skms.example')).toBe(scope);
+  }
 });
 
 test("another session's committed change drops the cache (NOTIFY), a rolled-back one does not", async () => {

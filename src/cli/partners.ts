@@ -2,6 +2,7 @@
 // provisioned out of band (TS 33.180 clause 5.1.4.2) and the policy applied to its security tokens.
 import fs from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { NO_CACHE } from '../db/change-feed.ts';
 import { changePartner, deregisterPartner, registerPartner } from '../federation/partner-admin.ts';
 import {
   describePartnerKeys,
@@ -90,7 +91,7 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
   if (sub === 'show') {
     if (rest.length !== 1) throw new CliError(USAGE);
     await withDatabase(io, async ({ database: { db }, out }) => {
-      const partner = await findPartner(db, rest[0]!);
+      const partner = await findPartner(db, NO_CACHE, rest[0]!);
       if (!partner) throw new CliError(`no partner ${rest[0]}`);
       out(`issuer: ${partner.issuer}`);
       out(`keys: ${describePartnerKeys(partner)}`);

@@ -3,6 +3,7 @@
 import crypto from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { AuditEvent } from '../audit/store.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 import { findPartner, PARTNER_ALGS, type Partner } from './partners.ts';
@@ -64,7 +65,7 @@ export type AssertionContext = {
  * the partner's lifetime limit, `sub` a valid VAL user ID, the presenting client allowed. Does not spend it (see
  * spendPartnerAssertion), so a refusal for another reason later does not burn the token. Throws AssertionRejected.
  */
-export async function verifyPartnerAssertion(db: Db, token: string, context: AssertionContext): Promise<VerifiedAssertion> {
+export async function verifyPartnerAssertion(db: Db, caches: Caches, token: string, context: AssertionContext): Promise<VerifiedAssertion> {
   const now = context.now ?? new Date();
   let header: ReturnType<typeof decodeProtectedHeader>;
   let unverified: JWTPayload;
@@ -85,7 +86,7 @@ export async function verifyPartnerAssertion(db: Db, token: string, context: Ass
   }
   // The unverified iss only selects which partner's keys to try; the signature check below binds it.
   const iss = unverified.iss;
-  const partner = typeof iss === 'string' && iss.length <= MAX_CLAIM_LENGTH && !unsafeTextReason(iss) ? await findPartner(db, iss) : undefined;
+  const partner = typeof iss === 'string' && iss.length <= MAX_CLAIM_LENGTH && !unsafeTextReason(iss) ? await findPartner(db, caches, iss) : undefined;
   if (!partner) throw new AssertionRejected('issuer is not a trusted partner', unverified);
   const { policy } = partner;
   const algorithms = policy.algorithms ?? [...PARTNER_ALGS];

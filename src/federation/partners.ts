@@ -2,7 +2,7 @@
 // (TS 33.180 clause 5.1.4.2), and the per-partner policy applied to their security tokens.
 import crypto from 'node:crypto';
 import type { JSONWebKeySet, JWK } from 'jose';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 
@@ -147,7 +147,7 @@ export async function addPartner(db: Db, issuer: string, keys: PartnerKeys, chan
     ),
     change,
   );
-  tableChanged('partners');
+  // Serving processes drop their cached partners when they hear the trigger's NOTIFY (migration 202611231330).
   return (res.rows as { inserted: boolean }[])[0]?.inserted ? 'added' : 'updated';
 }
 
@@ -160,7 +160,6 @@ export async function updatePartner(db: Db, issuer: string, keys: PartnerKeys | 
     db.raw(`update partners set policy = (policy || ?::jsonb) - ?::text[]${setKeys} where issuer = ? returning *`, [JSON.stringify(set), unset, ...keyValues, issuer]),
     change,
   );
-  tableChanged('partners');
   const row = (res.rows as PartnerRow[])[0];
   return row ? toPartner(row) : undefined;
 }
@@ -178,29 +177,30 @@ async function explainUniqueTokenEndpoint<T>(query: PromiseLike<T>, change: Poli
   }
 }
 
-export async function findPartner(db: Db, issuer: string): Promise<Partner | undefined> {
+/** `caches`: the serving process's (a partner's token at every JWT-bearer grant), NO_CACHE for the operator's `partner show`. */
+export async function findPartner(db: Db, caches: Caches, issuer: string): Promise<Partner | undefined> {
   // A value that cannot be an issuer (NUL, which PostgreSQL text cannot hold; over-long) names no partner and never reaches SQL.
   if (issuer.length > MAX_URL_LENGTH || unsafeTextReason(issuer)) return undefined;
-  // Cached per process and dropped on any change by any instance, so `partner remove` still takes effect at once.
-  return cached(db, 'partners', issuer, async () => {
+  // Dropped from the caches on any change by any instance, so `partner remove` still takes effect at once.
+  return caches.read('partners', issuer, async () => {
     const row = await db('partners').where({ issuer }).first();
     return row ? toPartner(row) : undefined;
   });
 }
 
 /** The partner whose policy registers `url` as its token endpoint (TS 33.180 annex B.7.2: `resource` = that URL). */
-export async function findPartnerByTokenEndpoint(db: Db, url: string): Promise<Partner | undefined> {
+export async function findPartnerByTokenEndpoint(db: Db, caches: Caches, url: string): Promise<Partner | undefined> {
   if (url.length > MAX_URL_LENGTH || unsafeTextReason(url)) return undefined;
   // Issuers are URLs and contain no space, so this key cannot collide with an issuer's.
-  return cached(db, 'partners', `token_endpoint ${url}`, async () => {
+  return caches.read('partners', `token_endpoint ${url}`, async () => {
     const row = await db('partners').whereRaw("policy->>'token_endpoint' = ?", [url]).first(); // partners_token_endpoint_idx
     return row ? toPartner(row) : undefined;
   });
 }
 
 /** The partner a home-side token exchange names: by its issuer, or by its registered token endpoint URL. */
-export async function findPartnerByTarget(db: Db, target: string): Promise<Partner | undefined> {
-  return (await findPartner(db, target)) ?? (await findPartnerByTokenEndpoint(db, target));
+export async function findPartnerByTarget(db: Db, caches: Caches, target: string): Promise<Partner | undefined> {
+  return (await findPartner(db, caches, target)) ?? (await findPartnerByTokenEndpoint(db, caches, target));
 }
 
 export async function listPartners(db: Db): Promise<Partner[]> {
@@ -208,9 +208,7 @@ export async function listPartners(db: Db): Promise<Partner[]> {
 }
 
 export async function removePartner(db: Db, issuer: string): Promise<boolean> {
-  const removed = (await db('partners').where({ issuer }).delete()) > 0;
-  tableChanged('partners');
-  return removed;
+  return (await db('partners').where({ issuer }).delete()) > 0;
 }
 
 /** One line describing a partner's keys, for `partner list`. */

@@ -1,6 +1,6 @@
 // Our own RFC 9068 access tokens: verification, and the revocation deny-list that makes them revocable.
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { PostgresAdapter } from './adapter.ts';
 
@@ -43,14 +43,15 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
   };
 }
 
-export async function revokeAccessToken(db: Db, jti: string, exp: number): Promise<void> {
+/** Revokes a JWT access token until its expiry; drops this process's cached answers at once (others hear the NOTIFY). */
+export async function revokeAccessToken(db: Db, caches: Caches, jti: string, exp: number): Promise<void> {
   await db('revoked_access_tokens').insert({ jti, expires_at: new Date(exp * 1000) }).onConflict('jti').ignore();
-  tableChanged('revoked_access_tokens');
+  caches.changed('revoked_access_tokens');
 }
 
-export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
+export async function isAccessTokenRevoked(db: Db, caches: Caches, jti: string): Promise<boolean> {
   // Asked at every introspection and token exchange; revocations are rare and drop every instance's answers.
-  return cached(db, 'revoked_access_tokens', jti, async () => (await db('revoked_access_tokens').where({ jti }).first('jti')) !== undefined);
+  return caches.read('revoked_access_tokens', jti, async () => (await db('revoked_access_tokens').where({ jti }).first('jti')) !== undefined);
 }
 
 /** False once the grant a user access token came from is gone (revoked on code or refresh token reuse, logout, expiry). */

@@ -1,12 +1,13 @@
-// Registered OAuth clients (VAL clients, VAL servers): stored as oidc-provider Client records in oidc_payloads; and
-// the operator's client use cases (add, show, list, update, rotate-secret, remove), each recording its audit event.
+// Registered OAuth clients (VAL clients, VAL servers): stored as oidc-provider Client records, through the adapter's
+// store (src/oidc/adapter.ts); and the operator's client use cases (add, show, list, update, rotate-secret, remove),
+// each recording its audit event.
 import crypto from 'node:crypto';
 import { recordAudit } from '../audit/store.ts';
 import type { ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
-import { tableChanged } from '../db/change-feed.ts';
+import { NO_CACHE, type Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
-import { findStoredClient, PostgresAdapter } from './adapter.ts';
+import { deleteStoredClient, findStoredClient, listStoredClients, PostgresAdapter } from './adapter.ts';
 import { HASHED_SECRET_PREFIX, type AtRestKeys } from './at-rest.ts';
 import { OIDC_SCOPES, STATIC_SCOPES } from './provider.ts';
 import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, VAL_SERVICE_SCOPE } from './resources.ts';
@@ -140,20 +141,20 @@ export async function updateClient(db: Db, provider: Provider, clientId: string,
   return true;
 }
 
-/** The client's registered metadata; its secret as stored (hashed or sealed, see src/oidc/at-rest.ts). */
-export async function findClient(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
-  return findStoredClient(db, clientId);
+/**
+ * The client's registered metadata; its secret as stored (hashed or sealed, see src/oidc/at-rest.ts). `caches`: the
+ * serving process's (the provisioning APIs' bearer check), NO_CACHE for the operator's use cases.
+ */
+export async function findClient(db: Db, caches: Caches, clientId: string): Promise<ClientMetadata | undefined> {
+  return findStoredClient(db, caches, clientId);
 }
 
 export async function listClients(db: Db): Promise<ClientMetadata[]> {
-  const rows = await db('oidc_payloads').where({ kind: 'Client' }).orderBy('id').select('payload');
-  return rows.map((r: { payload: ClientMetadata }) => r.payload);
+  return listStoredClients(db);
 }
 
 export async function removeClient(db: Db, clientId: string): Promise<boolean> {
-  const removed = (await db('oidc_payloads').where({ kind: 'Client', id: clientId }).delete()) > 0;
-  tableChanged('clients');
-  return removed;
+  return deleteStoredClient(db, clientId);
 }
 
 // ---- The operator's use cases (admin CLI; a future admin API calls the same functions).
@@ -207,7 +208,7 @@ export async function changeClient(db: Db, provider: Provider, keys: AtRestKeys,
 }
 
 export async function showClient(db: Db, clientId: string): Promise<ClientDescription> {
-  const metadata = await findClient(db, clientId);
+  const metadata = await findClient(db, NO_CACHE, clientId);
   if (!metadata) throw new NoSuchClientError(clientId);
   return describeClient(metadata);
 }

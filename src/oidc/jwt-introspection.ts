@@ -31,7 +31,7 @@ export function introspectionActive(answer: Eligibility): boolean {
   return eligibleServices(answer) !== undefined;
 }
 
-export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, signingKeys }) => {
+export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, caches, signingKeys }) => {
   const verify = accessTokenVerifier(config.issuer, signingKeys);
 
   provider.use(async (ctx, next) => {
@@ -49,11 +49,11 @@ export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, d
       if (!claims || !tokenMeantFor(config, client, claims)) return;
       // A disabled or expired VAL server learns nothing (RFC 7662 §2.2: active false for a caller not allowed to
       // introspect the token); a removed one already failed client authentication (invalid_client).
-      if (!(await callerMayIntrospect(db, client.clientId))) return;
-      if (await isAccessTokenRevoked(db, claims.jti)) return;
+      if (!(await callerMayIntrospect(db, caches, client.clientId))) return;
+      if (await isAccessTokenRevoked(db, caches, claims.jti)) return;
       // The client the token was issued to must still exist and, if a VAL server, be in force (all cached).
       if (!(await provider.Client.find(claims.client_id))) return;
-      const issuedTo = await valServerStanding(db, claims.client_id);
+      const issuedTo = await valServerStanding(db, caches, claims.client_id);
       if (issuedTo === 'disabled' || issuedTo === 'expired') return;
       const grantId = typeof claims.grant_id === 'string' ? claims.grant_id : undefined;
       // How the token was issued decides whose it is, never sub === client_id (a VAL user ID may equal a client ID).
@@ -72,7 +72,7 @@ export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, d
       ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
       return;
     }
-    if (claims && claims.client_id === client.clientId) await revokeAccessToken(db, claims.jti, claims.exp);
+    if (claims && claims.client_id === client.clientId) await revokeAccessToken(db, caches, claims.jti, claims.exp);
     ctx.body = '';
     ctx.status = 200;
   });

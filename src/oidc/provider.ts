@@ -3,6 +3,7 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { JWK } from 'jose';
 import type { Config } from '../config/env.ts';
 import type { Secrets } from '../config/secret.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { renderErrorPage } from '../http/errors.ts';
 import { formatText, messagesFor, SUPPORTED_LOCALES } from '../interactions/i18n.ts';
@@ -24,6 +25,8 @@ import { findValServerByClientIdCached } from '../provisioning/store.ts';
 export type ProviderDeps = {
   config: Config;
   db: Db;
+  /** The process's caches (src/db/change-feed.ts): clients, resource servers, partners, revocations, VAL servers; NO_CACHE in the CLI. */
+  caches: Caches;
   secrets: Secrets;
   signingKeys: JWK[];
 };
@@ -36,12 +39,12 @@ export const OIDC_SCOPES = ['openid', 'offline_access', VAL_SERVICE_SCOPE] as co
 export const STATIC_SCOPES: readonly string[] = [...OIDC_SCOPES, PROVISIONING_SCOPE, SS_IPP_SCOPE];
 
 export function createProvider(deps: ProviderDeps, extensions: ProviderExtension[] = []): Provider {
-  const { config, db, secrets } = deps;
+  const { config, db, caches, secrets } = deps;
   const secureCookies = config.tls !== undefined || config.issuer.startsWith('https:');
   const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db, atRestKeys(secrets)),
+    adapter: createAdapterFactory(db, atRestKeys(secrets), caches),
     findAccount: createFindAccount(db),
     jwks: { keys: deps.signingKeys as NonNullable<Configuration['jwks']>['keys'] },
     cookies: { keys: secrets.cookieKeys, long: cookieOptions, short: cookieOptions },
@@ -102,7 +105,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
         // Opaque tokens (refresh tokens, access tokens for our own userinfo endpoint) are meant for no resource
         // server: only the client they were issued to may introspect them (RFC 7662 §4), and a VAL server only while
         // its SLA is in force. JWT access tokens follow the audience rule of src/oidc/jwt-introspection.ts.
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId && (await callerMayIntrospect(db, client.clientId)),
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId && (await callerMayIntrospect(db, caches, client.clientId)),
       },
       revocation: {
         enabled: true,
@@ -146,7 +149,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
         // all for a VAL server whose SLA is disabled or expired. Every authorization, code, refresh and
         // client_credentials request passes here (defaultResource always names a resource).
         getResourceServerInfo: async (ctx, indicator, client) => {
-          const standing = await valServerStanding(db, client.clientId);
+          const standing = await valServerStanding(db, caches, client.clientId);
           if (standing === 'disabled' || standing === 'expired') {
             // RFC 6749 §5.2: the client authenticated but is not authorized (its service agreement is not in force).
             throw new errors.UnauthorizedClient(`the service agreement of this VAL server is ${standing === 'disabled' ? 'disabled' : 'expired'}`);
@@ -155,8 +158,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
           // A VAL user's token also carries openid and the user's VAL service scopes (TS 33.434 A.2.2.2; src/oidc/service-scopes.ts).
           const accountId = ctx.oidc.entities?.Account?.accountId ?? ctx.oidc.entities?.Session?.accountId;
           const services = async () => (accountId ? await servicesForRequest(ctx, db, accountId) : undefined);
-          const { forRegistration, userScopes } = await loginScopes(ctx, db, registeredScopes(client), requested, services);
-          const info = await resourceServerInfoForClient(config, db, indicator, client, forRegistration);
+          const { forRegistration, userScopes } = await loginScopes(ctx, db, caches, registeredScopes(client), requested, services);
+          const info = await resourceServerInfoForClient(config, db, caches, indicator, client, forRegistration);
           return userScopes.length ? { ...info, scope: [...new Set([...info.scope.split(' ').filter(Boolean), ...userScopes])].join(' ') } : info;
         },
         // Every access token is an RFC 9068 JWT for the granted resource, whatever scope a refresh repeats (RFC 6749
@@ -170,7 +173,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       // How the token was issued, so no one needs to compare sub with client_id to tell a client's token (isClientToken).
       if (token.kind === 'ClientCredentials') {
         // TS 33.434 A.2.2.3: SKeyProv only in the tokens of a VAL server authorized to provide key material to the S-KMS.
-        const skeyProv = (await findValServerByClientIdCached(db, token.clientId!))?.skey_prov === true;
+        const skeyProv = (await findValServerByClientIdCached(db, caches, token.clientId!))?.skey_prov === true;
         return { gty: CLIENT_CREDENTIALS_GTY, ...(skeyProv ? { [SKEY_PROV_CLAIM]: true } : {}) };
       }
       if (token.kind !== 'AccessToken' || !('accountId' in token) || !token.accountId) return undefined;
@@ -226,8 +229,8 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
   // Client secrets are stored hashed (src/oidc/at-rest.ts): authentication compares hashes.
   compareHashedClientSecrets(provider, atRestKeys(secrets));
   provider.proxy = config.trustProxy;
-  acceptJwtAccessTokensAtUserinfo(provider, config, db, deps.signingKeys);
-  advertiseServiceScopes(provider, db);
+  acceptJwtAccessTokensAtUserinfo(provider, config, db, caches, deps.signingKeys);
+  advertiseServiceScopes(provider, db, caches);
   for (const extend of extensions) extend(provider, deps);
   // The grants listed in src/oidc/grants/index.ts, with one unauthorized_client rewrite for all of them.
   for (const grant of GRANTS) provider.registerGrantType(grant.grantType, grant.handler(deps), grant.parameters, grant.duplicates);
@@ -236,7 +239,7 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
 }
 
 /** A VAL server introspects only while its SLA is in force; other confidential clients are not VAL servers. */
-export async function callerMayIntrospect(db: Db, clientId: string): Promise<boolean> {
-  const standing = await valServerStanding(db, clientId);
+export async function callerMayIntrospect(db: Db, caches: Caches, clientId: string): Promise<boolean> {
+  const standing = await valServerStanding(db, caches, clientId);
   return standing === 'none' || standing === 'active';
 }

@@ -1,7 +1,7 @@
 // Resource servers (RFC 8707): which audiences access tokens may be issued for, with their scopes and signing algorithm.
 import { errors, type ResourceServer } from 'oidc-provider';
 import { isAbsoluteUri, type Config } from '../config/env.ts';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import type { SigningAlg } from './keys.ts';
 
@@ -44,8 +44,8 @@ export function defaultResourceFor(config: Config, params: { grant_type?: unknow
   return config.defaultResource;
 }
 
-/** The RFC 8707 answer for one indicator: built-ins (default resource, provisioning APIs) first, then the table. */
-export async function resourceServerInfo(config: Config, db: Db, indicator: string): Promise<ResourceServer> {
+/** The RFC 8707 answer for one indicator: built-ins (default resource, provisioning APIs) first, then the table (through `caches`). */
+export async function resourceServerInfo(config: Config, db: Db, caches: Caches, indicator: string): Promise<ResourceServer> {
   const jwt = (alg: SigningAlg) => ({ accessTokenFormat: 'jwt' as const, jwt: { sign: { alg } } });
   if (indicator === ssIppResource(config)) {
     return { scope: `${SS_IPP_SCOPE} ${PROVISIONING_SCOPE}`, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
@@ -53,8 +53,8 @@ export async function resourceServerInfo(config: Config, db: Db, indicator: stri
   if (indicator === provisioningResource(config)) {
     return { scope: PROVISIONING_SCOPE, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
   }
-  // Asked at every token request; cached per process and dropped on any change (src/db/change-feed.ts).
-  const row = await cached(db, 'resource_servers', indicator, async () => (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined);
+  // Asked at every token request; held in the process's caches, dropped on any change (src/db/change-feed.ts).
+  const row = await caches.read('resource_servers', indicator, async () => (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined);
   if (row) {
     return { scope: row.scope, audience: indicator, accessTokenTTL: row.access_token_ttl ?? config.ttl.accessToken, ...jwt(row.signing_alg) };
   }
@@ -109,8 +109,15 @@ export function servedResources(client: ScopedClient): string[] {
  * oidc-provider drops the rest wherever it builds a token (authorization, code, refresh, client_credentials); a
  * requested scope the client is not registered for at all is refused with invalid_scope (RFC 6749 §4.1.2.1, §5.2).
  */
-export async function resourceServerInfoForClient(config: Config, db: Db, indicator: string, client: ScopedClient, requested: readonly string[]): Promise<ResourceServer> {
-  const info = await resourceServerInfo(config, db, indicator);
+export async function resourceServerInfoForClient(
+  config: Config,
+  db: Db,
+  caches: Caches,
+  indicator: string,
+  client: ScopedClient,
+  requested: readonly string[],
+): Promise<ResourceServer> {
+  const info = await resourceServerInfo(config, db, caches, indicator);
   const allowed = registeredScopes(client);
   const refused = requested.filter((s) => !allowed.has(s));
   if (refused.length) throw new errors.InvalidScope('requested scope is not allowed for this client', refused.join(' '));
@@ -122,7 +129,7 @@ export async function addResourceServer(db: Db, row: Omit<ResourceServerRow, 'de
     .insert({ ...row, description: row.description ?? null })
     .onConflict('identifier')
     .merge();
-  tableChanged('resource_servers');
+  // Serving processes drop their cached answers when they hear the trigger's NOTIFY (migration 202611231330).
 }
 
 export async function listResourceServers(db: Db): Promise<ResourceServerRow[]> {
@@ -130,7 +137,5 @@ export async function listResourceServers(db: Db): Promise<ResourceServerRow[]> 
 }
 
 export async function removeResourceServer(db: Db, identifier: string): Promise<boolean> {
-  const removed = (await db('resource_servers').where({ identifier }).delete()) > 0;
-  tableChanged('resource_servers');
-  return removed;
+  return (await db('resource_servers').where({ identifier }).delete()) > 0;
 }

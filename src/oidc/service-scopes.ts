@@ -2,7 +2,7 @@
 // operator, granted in a VAL user's access tokens only when that user is provisioned for the service.
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { VAL_SERVICE_SCOPE } from './resources.ts';
 
@@ -27,14 +27,12 @@ export async function addServiceScope(db: Db, valServiceId: string, scope: strin
     .onConflict(['val_service_id', 'scope'])
     .ignore()
     .returning('scope');
-  tableChanged('resource_servers');
+  // Serving processes drop their cached map when they hear the trigger's NOTIFY (migration 202611291100).
   return rows.length > 0;
 }
 
 export async function removeServiceScope(db: Db, valServiceId: string, scope: string): Promise<boolean> {
-  const removed = (await db('val_service_scopes').where({ val_service_id: valServiceId, scope }).delete()) > 0;
-  tableChanged('resource_servers');
-  return removed;
+  return (await db('val_service_scopes').where({ val_service_id: valServiceId, scope }).delete()) > 0;
 }
 
 export async function listServiceScopes(db: Db, valServiceId?: string): Promise<ServiceScopeRow[]> {
@@ -50,8 +48,8 @@ const CACHE_KEY = ' val_service_scopes';
  * Every registered VAL service scope, read at most once per change on each instance: asked at every authorization,
  * code and refresh request, and at discovery. The table is small (a few scopes per VAL service).
  */
-export async function serviceScopes(db: Db): Promise<ServiceScopeMap> {
-  return cached(db, 'resource_servers', CACHE_KEY, async () => {
+export async function serviceScopes(db: Db, caches: Caches): Promise<ServiceScopeMap> {
+  return caches.read('resource_servers', CACHE_KEY, async () => {
     const map = new Map<string, Set<string>>();
     for (const row of await listServiceScopes(db)) {
       if (!map.has(row.scope)) map.set(row.scope, new Set());
@@ -71,13 +69,13 @@ export function grantedServiceScopes(requested: readonly string[], userServices:
  * fixed when the provider is built, and services are registered while it runs: the document is completed per request
  * from the cached table instead of rebuilding the provider on every change.
  */
-export function advertiseServiceScopes(provider: Provider, db: Db): void {
+export function advertiseServiceScopes(provider: Provider, db: Db, caches: Caches): void {
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.oidc?.route !== 'discovery' || ctx.status !== 200) return;
     const body = ctx.body as { scopes_supported?: string[] } | undefined;
     if (!body || !Array.isArray(body.scopes_supported)) return;
-    const registered = [...(await serviceScopes(db)).keys()].filter((s) => !body.scopes_supported!.includes(s)).sort();
+    const registered = [...(await serviceScopes(db, caches)).keys()].filter((s) => !body.scopes_supported!.includes(s)).sort();
     body.scopes_supported = [...body.scopes_supported, ...registered];
   });
 }
@@ -108,12 +106,13 @@ export type LoginScopes = {
 export async function loginScopes(
   ctx: KoaContextWithOIDC,
   db: Db,
+  caches: Caches,
   registered: ReadonlySet<string>,
   requested: readonly string[],
   services: () => Promise<string[] | undefined>,
 ): Promise<LoginScopes> {
   if (!isLoginTokenRequest(ctx)) return { forRegistration: [...requested], userScopes: [] };
-  const scopes = await serviceScopes(db);
+  const scopes = await serviceScopes(db, caches);
   const mayAskServiceScopes = registered.has(VAL_SERVICE_SCOPE);
   const forRegistration = requested.filter((s) => !(mayAskServiceScopes && scopes.has(s)));
   const userScopes = registered.has('openid') ? ['openid'] : [];

@@ -3,6 +3,7 @@
 import Provider from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config } from '../config/env.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { accessTokenVerifier, isAccessTokenRevoked, isClientToken } from './access-tokens.ts';
 
@@ -18,7 +19,7 @@ const looksLikeJws = (value: unknown): value is string => typeof value === 'stri
  * (client_credentials) is never one; a revoked one is refused as at introspection. Tokens found at introspection and
  * revocation are not touched (src/oidc/jwt-introspection.ts answers for JWTs there).
  */
-export function acceptJwtAccessTokensAtUserinfo(provider: Provider, config: Config, db: Db, signingKeys: JWK[]): void {
+export function acceptJwtAccessTokensAtUserinfo(provider: Provider, config: Config, db: Db, caches: Caches, signingKeys: JWK[]): void {
   const verify = accessTokenVerifier(config.issuer, signingKeys);
   const { AccessToken } = provider;
   const find = AccessToken.find.bind(AccessToken) as (value: string, options?: { ignoreExpiration?: boolean }) => Promise<unknown>;
@@ -26,7 +27,7 @@ export function acceptJwtAccessTokensAtUserinfo(provider: Provider, config: Conf
     if (!looksLikeJws(value) || Provider.ctx?.oidc?.route !== 'userinfo') return find(value, options);
     const claims = await verify(value);
     if (!claims || isClientToken(claims) || typeof claims.grant_id !== 'string') return undefined;
-    if (await isAccessTokenRevoked(db, claims.jti)) return undefined;
+    if (await isAccessTokenRevoked(db, caches, claims.jti)) return undefined;
     return new AccessToken({
       jti: claims.jti,
       iat: claims.iat,

@@ -1,6 +1,7 @@
 // Bearer-token authorization of provisioning calls (RFC 6750, RFC 9068 §4): which registered VAL server is calling.
 import type Koa from 'koa';
 import type { Config } from '../config/env.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { isAccessTokenRevoked, isClientToken, type AccessTokenVerifier } from '../oidc/access-tokens.ts';
 import { findClient } from '../oidc/clients.ts';
@@ -9,7 +10,8 @@ import { forbidden, unauthorized } from './problem.ts';
 import { checkSla, type Caller } from './service.ts';
 import { findValServerByClientIdCached } from './store.ts';
 
-export type AuthDeps = { config: Config; db: Db; verifyAccessToken: AccessTokenVerifier };
+/** `caches`: the process's (src/db/change-feed.ts): revocations, clients and VAL servers are read through them. */
+export type AuthDeps = { config: Config; db: Db; caches: Caches; verifyAccessToken: AccessTokenVerifier };
 
 const REALM = 'ss-idms-provisioning';
 // RFC 6750 §2.1: b64token syntax.
@@ -32,7 +34,7 @@ export function bearerAuth(deps: AuthDeps, api: GuardedApi = { audience: provisi
     const token = BEARER.exec(header)?.[1];
     const claims = token ? await deps.verifyAccessToken(token) : undefined;
     if (!claims) throw unauthorized('TOKEN_INVALID', 'the access token is invalid or expired', challenge(', error="invalid_token"'));
-    if (await isAccessTokenRevoked(deps.db, claims.jti)) throw unauthorized('TOKEN_INVALID', 'the access token was revoked', challenge(', error="invalid_token"'));
+    if (await isAccessTokenRevoked(deps.db, deps.caches, claims.jti)) throw unauthorized('TOKEN_INVALID', 'the access token was revoked', challenge(', error="invalid_token"'));
     ctx.state.actor = claims.client_id;
 
     // RFC 9068 §4: the resource server checks that it is the token's audience (a token for an S-KMS is not for us).
@@ -47,10 +49,10 @@ export function bearerAuth(deps: AuthDeps, api: GuardedApi = { audience: provisi
     // decides (isClientToken), not sub === client_id: a VAL user ID may equal a client ID.
     if (!isClientToken(claims)) throw forbidden('NOT_A_VAL_SERVER', 'the access token was issued to a user, not to a VAL server');
     // Its tokens stop the moment its client is removed (`client remove`): the token no longer names a client (cached).
-    if (!(await findClient(deps.db, claims.client_id))) {
+    if (!(await findClient(deps.db, deps.caches, claims.client_id))) {
       throw unauthorized('TOKEN_INVALID', 'the client the access token was issued to no longer exists', challenge(', error="invalid_token"'));
     }
-    const valServer = await findValServerByClientIdCached(deps.db, claims.client_id);
+    const valServer = await findValServerByClientIdCached(deps.db, deps.caches, claims.client_id);
     const caller: Caller = { clientId: claims.client_id, requesterIdentity: valServer?.requester_identity ?? claims.client_id };
     // ... and when it is disabled or its SLA expires, for reads as for writes (writes check the SLA again, locked).
     checkSla(valServer, caller, [], new Date());

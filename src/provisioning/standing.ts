@@ -1,5 +1,6 @@
 // Whether a client acts as a VAL server in good standing right now: its SLA row exists, is enabled and not past
 // valid-until (TS 23.434 clause 12: the S-IdMS authorizes the VAL server by its service agreement).
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { findValServerByClientIdCached, type ValServerRow } from './store.ts';
 
@@ -14,7 +15,7 @@ export function slaStanding(row: ValServerRow | undefined, now: Date): ValServer
   return 'active';
 }
 
-/** The standing of the VAL server behind `clientId`, from the per-process cache (no round trip while it is live). */
-export async function valServerStanding(db: Db, clientId: string, now = new Date()): Promise<ValServerStanding> {
-  return slaStanding(await findValServerByClientIdCached(db, clientId), now);
+/** The standing of the VAL server behind `clientId`, through the process's caches (no round trip while they are live). */
+export async function valServerStanding(db: Db, caches: Caches, clientId: string, now = new Date()): Promise<ValServerStanding> {
+  return slaStanding(await findValServerByClientIdCached(db, caches, clientId), now);
 }

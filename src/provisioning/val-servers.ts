@@ -3,6 +3,7 @@
 import type { ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { recordAudit } from '../audit/store.ts';
+import { NO_CACHE } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import type { AtRestKeys } from '../oidc/at-rest.ts';
 import { clientMetadata, findClient, registerClient } from '../oidc/clients.ts';
@@ -60,7 +61,7 @@ export async function addValServer(db: Db, provider: Provider, keys: AtRestKeys,
     scope: VAL_SERVER_SCOPE,
     name: input.requesterIdentity,
   });
-  if (await findClient(db, input.clientId)) throw new InvalidValServerError(`client ${input.clientId} already exists; a VAL server gets its own client`);
+  if (await findClient(db, NO_CACHE, input.clientId)) throw new InvalidValServerError(`client ${input.clientId} already exists; a VAL server gets its own client`);
   const skeyProv = input.skeyProv ?? false;
   await db.transaction(async (trx) => {
     await registerClient(trx, provider, metadata, keys);

@@ -1,5 +1,5 @@
-// SQL of `user import`: one upsert statement per batch of users and the checkpoint; the batch's service mappings go
-// through the mapping table's own store (src/provisioning/store.ts).
+// SQL of `user import`'s checkpoint (user_imports); the batch's users and service mappings go through the stores of
+// their tables (src/users/store.ts, src/provisioning/store.ts).
 import type { Knex } from 'knex';
 import type { Db } from '../db/knex.ts';
 import { OPERATOR } from '../provisioning/operator.ts';
@@ -34,27 +34,6 @@ export async function openCheckpoint(db: Db, sha256: string, fileName: string, r
   if (restart) await db('user_imports').where({ file_sha256: sha256 }).delete();
   await db('user_imports').insert({ file_sha256: sha256, file_name: fileName }).onConflict('file_sha256').ignore();
   return (await findCheckpoint(db, sha256))!;
-}
-
-/**
- * Inserts or updates a batch of users in one statement; returns how many rows were created and updated.
- * Without a status column, new users are active and existing users keep their status.
- */
-export async function upsertUsers(trx: Knex.Transaction, rows: ImportRow[], withStatus: boolean): Promise<{ created: number; updated: number }> {
-  if (rows.length === 0) return { created: 0, updated: 0 };
-  // xmax = 0 only on a freshly inserted tuple: tells created from updated rows in the same statement.
-  const result = await trx.raw(
-    `insert into val_users as u (val_user_id, password_hash, status)
-     select id, hash, coalesce(status, 'active') from unnest(?::text[], ?::text[], ?::text[]) as t(id, hash, status)
-     on conflict (val_user_id) do update set
-       password_hash = excluded.password_hash,
-       status = ${withStatus ? 'excluded.status' : 'u.status'},
-       updated_at = now()
-     returning (xmax = 0) as created`,
-    [rows.map((r) => r.valUserId), rows.map((r) => r.passwordHash), rows.map((r) => r.status ?? null) as string[]],
-  );
-  const created = (result.rows as { created: boolean }[]).filter((r) => r.created).length;
-  return { created, updated: result.rows.length - created };
 }
 
 /** Adds the (VAL service, VAL user) mappings the CSV names; never removes one. */

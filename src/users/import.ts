@@ -15,10 +15,10 @@ import {
   finishCheckpoint,
   findCheckpoint,
   openCheckpoint,
-  upsertUsers,
   type ImportRow,
   type Rejection,
 } from './import-store.ts';
+import { upsertUsers } from './store.ts';
 import { passwordPolicyProblem } from './passwords.ts';
 
 export const IMPORT_COLUMNS = ['val_user_id', 'password', 'password_hash', 'status', 'services'] as const;

@@ -3,7 +3,7 @@
 import { recordAudit } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { revokeAccountRecords } from '../oidc/adapter.ts';
-import { removeUserMappings, servicesOfUser, unbindAllUeIds } from '../provisioning/store.ts';
+import { provisionedForService, removeUserMappings, servicesOfUser, unbindAllUeIds } from '../provisioning/store.ts';
 import { addUserWithUeIds, bindUserUeIds, unbindUserUeIds, userUeIds } from '../provisioning/ue-bindings.ts';
 import { decodeCursor, MAX_PAGE, readPage, type Page } from './cursor.ts';
 import { hashPassword, passwordPolicyProblem } from './passwords.ts';
@@ -58,9 +58,10 @@ export async function listUsers(db: Db, query: UserQuery): Promise<Page<UserSumm
   const limit = query.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new InvalidUserInputError(`limit must be a whole number from 1 to ${MAX_PAGE}`);
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const service = query.valServiceId;
   const page = await readPage(
     limit,
-    (n) => listUserRows(db, { search: query.search, valServiceId: query.valServiceId, disabled: query.disabled, after, limit: n }),
+    (n) => listUserRows(db, { search: query.search, where: service === undefined ? undefined : (column) => provisionedForService(column, service), disabled: query.disabled, after, limit: n }),
     (r) => r.val_user_id,
   );
   return { items: page.items.map(summary), nextCursor: page.nextCursor };

@@ -1,8 +1,17 @@
-// Storage of VAL users (credentials and status).
+// Storage of VAL users (credentials and status): the one module with SQL on val_users.
+import type { Knex } from 'knex';
 import type { Db } from '../db/knex.ts';
 
 export type UserStatus = 'active' | 'disabled';
 export type UserRow = { val_user_id: string; password_hash: string | null; status: UserStatus };
+
+/**
+ * The status of the VAL user whose ID the statement parameter `idParam` (e.g. `$1`) holds, null without a record: for
+ * a statement of another store that must read it in the same round trip (readUserStanding, src/provisioning/store.ts).
+ */
+export function userStatusSql(idParam: string): string {
+  return `(select u.status from val_users u where u.val_user_id = ${idParam})`;
+}
 
 export async function findUser(db: Db, valUserId: string): Promise<UserRow | undefined> {
   if (valUserId.includes('\0')) return undefined; // cannot be stored in PostgreSQL text, so no such user
@@ -61,8 +70,11 @@ export async function findUserDetail(db: Db, valUserId: string): Promise<UserDet
 export type UserFilter = {
   /** Substring of the VAL user ID, matched literally (no wildcards), case-insensitively. */
   search?: string;
-  /** Only users provisioned for this VAL service, directly or through a bound VAL UE ID. */
-  valServiceId?: string;
+  /**
+   * Only users meeting this condition on their VAL user ID column: the mapping tables' store builds it
+   * (provisionedForService in src/provisioning/store.ts), so their SQL stays there.
+   */
+  where?: (userIdColumn: string) => { sql: string; bindings: readonly Knex.RawBinding[] };
   /** Only disabled users. */
   disabled?: boolean;
   /** Keyset pagination: users after this VAL user ID, in ID order. */
@@ -75,15 +87,9 @@ export async function listUsers(db: Db, filter: UserFilter): Promise<UserDetail[
   const q = db('val_users as u').select('u.val_user_id', 'u.password_hash', 'u.status', 'u.created_at', 'u.updated_at');
   if (filter.search) q.whereRaw(`strpos(lower(u.val_user_id), lower(?)) > 0`, [filter.search]);
   if (filter.disabled) q.where('u.status', 'disabled');
-  if (filter.valServiceId !== undefined) {
-    const service = filter.valServiceId;
-    q.where((w) =>
-      w
-        .whereExists((s) => s.select(db.raw('1')).from('val_service_users as v').whereRaw('v.val_user_id = u.val_user_id').andWhere('v.val_service_id', service))
-        .orWhereExists((s) =>
-          s.select(db.raw('1')).from('val_user_ues as b').join('val_service_ues as e', 'e.val_ue_id', 'b.val_ue_id').whereRaw('b.val_user_id = u.val_user_id').andWhere('e.val_service_id', service),
-        ),
-    );
+  if (filter.where) {
+    const condition = filter.where('u.val_user_id');
+    q.whereRaw(condition.sql, condition.bindings);
   }
   if (filter.after !== undefined) q.where('u.val_user_id', '>', filter.after);
   return q.orderBy('u.val_user_id').limit(filter.limit);
@@ -94,6 +100,27 @@ export async function existingUserIds(db: Db, valUserIds: string[]): Promise<Set
   if (valUserIds.length === 0) return new Set();
   const rows: string[] = await db('val_users').whereRaw('val_user_id = any(?::text[])', [valUserIds]).pluck('val_user_id');
   return new Set(rows);
+}
+
+/**
+ * Inserts or updates a batch of users in one statement (the bulk import); returns how many rows were created and
+ * updated. Without a status (`withStatus` false), new users are active and existing users keep their status.
+ */
+export async function upsertUsers(db: Db, rows: { valUserId: string; passwordHash: string; status: UserStatus | undefined }[], withStatus: boolean): Promise<{ created: number; updated: number }> {
+  if (rows.length === 0) return { created: 0, updated: 0 };
+  // xmax = 0 only on a freshly inserted tuple: tells created from updated rows in the same statement.
+  const result = await db.raw(
+    `insert into val_users as u (val_user_id, password_hash, status)
+     select id, hash, coalesce(status, 'active') from unnest(?::text[], ?::text[], ?::text[]) as t(id, hash, status)
+     on conflict (val_user_id) do update set
+       password_hash = excluded.password_hash,
+       status = ${withStatus ? 'excluded.status' : 'u.status'},
+       updated_at = now()
+     returning (xmax = 0) as created`,
+    [rows.map((r) => r.valUserId), rows.map((r) => r.passwordHash), rows.map((r) => r.status ?? null) as string[]],
+  );
+  const created = (result.rows as { created: boolean }[]).filter((r) => r.created).length;
+  return { created, updated: result.rows.length - created };
 }
 
 /** Deletes a user's credentials row; false when there was none. */

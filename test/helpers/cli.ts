@@ -3,6 +3,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { runCli } from '../../src/cli/main.ts';
+import { serversHeardChanges } from './server.ts';
 
 export type CliResult = { code: number; stdout: string; stderr: string };
 
@@ -16,6 +17,8 @@ export async function cli(env: NodeJS.ProcessEnv, argv: string[], stdin = ''): P
   out.on('data', (c: Buffer) => (stdout += c.toString()));
   err.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await runCli(argv, { env, stdin: Readable.from([stdin]), stdout: out, stderr: err });
+  // As an operator's command in its own process: the test servers' caches hear of its changes by NOTIFY.
+  await serversHeardChanges();
   return { code, stdout, stderr };
 }
 
@@ -57,6 +60,6 @@ export function cliProcess(
   child.stdin.end(options.stdin ?? '');
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
+    child.on('close', (code, signal) => void serversHeardChanges().then(() => resolve({ code: code ?? -1, signal, stdout, stderr }), reject));
   });
 }

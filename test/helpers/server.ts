@@ -19,6 +19,15 @@ export type TestServer = {
   close(): Promise<void>;
 };
 
+// The servers this test process runs: a CLI command (a process of its own in production) changes what they cache, and
+// they hear of it through PostgreSQL NOTIFY only; the CLI helpers wait for that before the test goes on.
+const running = new Set<Idms>();
+
+/** Resolves once every running test server has heard of every change committed so far (src/db/change-feed.ts caughtUp). */
+export async function serversHeardChanges(): Promise<void> {
+  await Promise.all([...running].map((idms) => idms.changesHeard()));
+}
+
 export async function startTestServer(
   database: TestDatabase,
   options: { env?: Record<string, string>; throttle?: ThrottlePolicy; keyRefreshMs?: number; logger?: Logger } = {},
@@ -44,12 +53,14 @@ export async function startTestServer(
     logger: options.logger ?? silentLogger(),
   });
   server.on('request', idms.app.callback());
+  running.add(idms);
   return {
     issuer,
     config,
     idms,
     env,
     async close() {
+      running.delete(idms);
       await idms.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

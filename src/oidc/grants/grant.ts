@@ -3,10 +3,14 @@
 import type { JWK } from 'jose';
 import type { TokenEndpointGrantContext } from 'oidc-provider';
 import type { Config } from '../../config/env.ts';
+import type { Caches } from '../../db/change-feed.ts';
 import type { Db } from '../../db/knex.ts';
 
-/** What a grant handler is built from: its provider instance's configuration, database and signing keys (ProviderDeps has them). */
-export type GrantDeps = { config: Config; db: Db; signingKeys: JWK[] };
+/**
+ * What a grant handler is built from: its provider instance's configuration, database, the process's caches and the
+ * signing keys (ProviderDeps has them).
+ */
+export type GrantDeps = { config: Config; db: Db; caches: Caches; signingKeys: JWK[] };
 
 export type GrantHandler = (ctx: TokenEndpointGrantContext) => Promise<void>;
 

@@ -24,17 +24,17 @@ export function ownTokenEndpoint(issuer: string): string {
  * policy. No refresh token: the home domain stays in charge of the session.
  */
 export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContext, deps: GrantDeps, assertion: string, target: string | undefined, trail: FederationTrail): Promise<IssuedToken> {
-  const { config, db } = deps;
+  const { config, db, caches } = deps;
   const { client, provider } = ctx.oidc;
 
   // The resource is checked before the assertion so that a request that cannot succeed does not spend the token.
   if (target !== undefined && unsafeTextReason(target)) throw new errors.InvalidRequest(`resource ${unsafeTextReason(target)}`);
   const indicator = target ?? config.defaultResource;
-  const resourceServer = new provider.ResourceServer(indicator, await resourceServerInfo(config, db, indicator));
+  const resourceServer = new provider.ResourceServer(indicator, await resourceServerInfo(config, db, caches, indicator));
   const scope = grantedScope(ctx.oidc.params.scope, client.scope, resourceServer.scopes);
 
   const verified = await asGrantError(trail, () =>
-    verifyPartnerAssertion(db, assertion, { issuer: config.issuer, tokenEndpoint: ownTokenEndpoint(config.issuer), clientId: client.clientId }),
+    verifyPartnerAssertion(db, caches, assertion, { issuer: config.issuer, tokenEndpoint: ownTokenEndpoint(config.issuer), clientId: client.clientId }),
   );
   trail.partner = verified.partner.issuer;
   trail.jti = verified.jti;

@@ -39,7 +39,7 @@ export const refusalAuditAction = (params: Record<string, unknown>): string => (
 
 /** The handler for one provider instance: it verifies subject tokens and signs security tokens with that instance's keys. */
 export function handler(deps: GrantDeps): GrantHandler {
-  const { config, db, signingKeys } = deps;
+  const { config, db, caches, signingKeys } = deps;
   const ownKeys = createLocalJWKSet(publicJwks(signingKeys));
   let signer: Promise<SecurityTokenKey> | undefined;
   const signingKey = () =>
@@ -76,7 +76,7 @@ export function handler(deps: GrantDeps): GrantHandler {
 
       // The home side is asked for when the target names a partner S-IdMS (TS 33.180 annex B.7.2); there only an
       // access token of this server can be exchanged, whatever other type the client says it sent.
-      const homeTarget = target !== undefined ? await findPartnerByTarget(db, target) : undefined;
+      const homeTarget = target !== undefined ? await findPartnerByTarget(db, caches, target) : undefined;
       if (homeTarget && params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(HOME_SUBJECT_TYPES);
 
       if (partnerSide) {
@@ -106,7 +106,7 @@ export function handler(deps: GrantDeps): GrantHandler {
       trail.subject = subject.sub;
       // Policy (RFC 8693 §2.1 leaves it to the server): only the client the access token was issued to may exchange it.
       if (subject.client_id !== client.clientId) throw new errors.InvalidGrant('subject_token was issued to another client');
-      if (await isAccessTokenRevoked(db, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
+      if (await isAccessTokenRevoked(db, caches, subject.jti)) throw new errors.InvalidGrant('subject_token has been revoked');
       // A client_credentials token (told by how it was issued, not by sub === client_id: a VAL user ID may equal a
       // client ID) has no VAL user to migrate.
       if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
