@@ -1,7 +1,9 @@
 // The OIDC account of a VAL user: its claims and the VAL service IDs that go into every token.
 import { errors, type Account, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
-import { eligibleServices, tokenEligibility, type Eligibility } from '../users/eligibility.ts';
+import { standingColumnsSql, standingFromColumns } from '../provisioning/store.ts';
+import { eligibilityOf, eligibleServices, tokenEligibility, type Eligibility } from '../users/eligibility.ts';
+import { readWithRefreshTokens } from './adapter.ts';
 
 // One lookup per request even though findAccount, extraTokenClaims and the grants all need it.
 const perRequest = new WeakMap<object, Map<string, Promise<Eligibility>>>();
@@ -14,6 +16,17 @@ export function eligibilityForRequest(ctx: object, db: Db, valUserId: string): P
   if (!answer) cache.set(valUserId, (answer = tokenEligibility(db, valUserId)));
   return answer;
 }
+
+// A refresh grant's account is read with its refresh token and grant (one round trip, issue 16): the answer is the
+// same rule's (eligibilityOf) on the same columns, kept for this request like any other.
+readWithRefreshTokens({
+  columns: standingColumnsSql,
+  use: (ctx, accountId, row) => {
+    let cache = perRequest.get(ctx);
+    if (!cache) perRequest.set(ctx, (cache = new Map()));
+    if (!cache.has(accountId)) cache.set(accountId, Promise.resolve(eligibilityOf(standingFromColumns(row))));
+  },
+});
 
 /**
  * Narrows the VAL service IDs the rest of this request sees for an eligible VAL user (and so the token's

@@ -1,6 +1,6 @@
 // oidc-provider adapter over one PostgreSQL table (oidc_payloads), for every model the provider stores.
 import { errors, Provider, type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
-import { NO_CACHE, type Caches } from '../db/change-feed.ts';
+import { cached, tableChanged } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { queryPrepared } from '../db/prepared.ts';
 import { hasBearerId, openClientMetadata, openPayload, sealClientMetadata, sealPayload, storageKey, type AtRestKeys } from './at-rest.ts';
@@ -26,9 +26,24 @@ const REVOKE_GRANT_OF = `with spent as (select grant_id from ${TABLE} where kind
 // A refresh grant reads its refresh token, then the token's grant (oidc-provider's validateGrant): one round trip for
 // both (issue 16). The grant is read in the same snapshot as the token and handed to the Grant adapter's find within
 // the same request only (takePrefetchedGrant).
-const FIND_WITH_GRANT = `select r.payload, r.consumed_at, r.grant_id, g.payload as grant_payload from ${TABLE} r
+const findWithGrant = (extraColumns: string) => `select r.payload, r.consumed_at, r.grant_id, g.payload as grant_payload${extraColumns} from ${TABLE} r
   left join ${TABLE} g on g.kind = 'Grant' and g.id = r.grant_id and (g.expires_at is null or g.expires_at > now())
   where r.kind = $1 and r.id = $2 and (r.expires_at is null or r.expires_at > now())`;
+let FIND_WITH_GRANT = findWithGrant('');
+
+/**
+ * What else the read of a refresh token returns about the grant's account, in the same round trip: the next thing the
+ * refresh grant asks is findAccount (oidc-provider's validateAccount). `columns` gets the SQL expression of the
+ * account id; `use` receives the row within the request. Set once per process by src/oidc/account.ts (this module
+ * cannot import the stores that own those tables: they import it).
+ */
+export type RefreshTokenCompanion = { columns: (accountIdExpr: string) => string; use: (ctx: object, accountId: string, row: Record<string, unknown>) => void };
+let companion: RefreshTokenCompanion | undefined;
+
+export function readWithRefreshTokens(c: RefreshTokenCompanion): void {
+  companion = c;
+  FIND_WITH_GRANT = findWithGrant(`, ${c.columns("(g.payload->>'accountId')")}`);
+}
 // Rotation in one statement (issue 16): the spent refresh token is consumed by CONSUME's condition and its successor is
 // stored only if that consume won. Of parallel refreshes of one token exactly one inserts (the others' update waits for
 // the winner's row lock, then finds consumed_at set and updates nothing, so their insert selects no row).
@@ -65,21 +80,9 @@ function takePrefetchedGrant(grantId: string): { payload: AdapterPayload | undef
   return { payload };
 }
 
-/**
- * Whether the grant whose id the statement parameter `grantIdParam` (e.g. `$2`) holds is live, as `find` of a Grant
- * answers it: for a statement of another store that must answer it in the same round trip (readUserStanding,
- * src/provisioning/store.ts), so this table's SQL stays here.
- */
-export function grantLiveSql(grantIdParam: string): string {
-  return `exists(select 1 from ${TABLE} g where g.kind = 'Grant' and g.id = ${grantIdParam} and (g.expires_at is null or g.expires_at > now()))`;
-}
-
-/**
- * `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts); `caches`: the process's
- * (src/db/change-feed.ts), which hold the clients, read at every token, introspection and authorization request.
- */
-export function createAdapterFactory(db: Db, keys: AtRestKeys, caches: Caches): (model: string) => Adapter {
-  return (model: string) => new PostgresAdapter(db, model, keys, caches);
+/** `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts). */
+export function createAdapterFactory(db: Db, keys: AtRestKeys): (model: string) => Adapter {
+  return (model: string) => new PostgresAdapter(db, model, keys);
 }
 
 export class PostgresAdapter implements Adapter {
@@ -87,21 +90,16 @@ export class PostgresAdapter implements Adapter {
   readonly #kind: string;
   readonly #keys: AtRestKeys | undefined;
   readonly #hashed: boolean;
-  readonly #caches: Caches;
 
-  /**
-   * Grants are stored as they are; every other model needs the at-rest keys. Clients are read through `caches` and
-   * dropped from them on change; without (the operator's use cases), every read goes to the table.
-   */
+  /** Grants are stored as they are; every other model needs the at-rest keys. */
   constructor(db: Db, kind: 'Grant');
-  constructor(db: Db, kind: string, keys: AtRestKeys, caches?: Caches);
-  constructor(db: Db, kind: string, keys?: AtRestKeys, caches: Caches = NO_CACHE) {
+  constructor(db: Db, kind: string, keys: AtRestKeys);
+  constructor(db: Db, kind: string, keys?: AtRestKeys) {
     if (!keys && kind !== 'Grant') throw new TypeError(`the ${kind} adapter needs the at-rest keys`);
     this.#db = db;
     this.#kind = kind;
     this.#keys = keys;
     this.#hashed = hasBearerId(kind);
-    this.#caches = caches;
   }
 
   /** The stored id: the HMAC of a bearer value, a plain id (client_id, grant id) as it is. */
@@ -122,12 +120,12 @@ export class PostgresAdapter implements Adapter {
       return;
     }
     await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, values);
-    if (this.#kind === 'Client') this.#caches.changed('clients');
+    if (this.#kind === 'Client') tableChanged('clients');
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.#kind === 'Client') {
-      const stored = await findStoredClient(this.#db, this.#caches, id);
+      const stored = await findStoredClient(this.#db, id);
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
     if (this.#kind === 'Grant') {
@@ -142,13 +140,16 @@ export class PostgresAdapter implements Adapter {
   async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
     const key = this.#key(id);
     if (key.includes('\0')) return undefined;
-    const row = (await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, 'oidc_payloads_find_with_grant', FIND_WITH_GRANT, [this.#kind, key])).rows[0];
+    const name = companion ? 'oidc_payloads_find_with_grant_account' : 'oidc_payloads_find_with_grant';
+    const row = (await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, name, FIND_WITH_GRANT, [this.#kind, key])).rows[0];
     if (!row) return undefined;
     const ctx = currentCtx();
     if (ctx && row.grant_id) {
       let grants = prefetchedGrants.get(ctx);
       if (!grants) prefetchedGrants.set(ctx, (grants = new Map()));
       grants.set(row.grant_id, row.grant_payload ?? undefined);
+      const accountId = row.grant_payload?.accountId;
+      if (companion && typeof accountId === 'string') companion.use(ctx, accountId, row);
     }
     const payload = openPayload(this.#keys!, this.#kind, row.payload, id);
     return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
@@ -186,7 +187,7 @@ export class PostgresAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await this.#db(TABLE).where({ kind: this.#kind, id: this.#key(id) }).delete();
-    if (this.#kind === 'Client') this.#caches.changed('clients');
+    if (this.#kind === 'Client') tableChanged('clients');
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -216,24 +217,10 @@ async function findRow(db: Db, kind: string, column: 'id' | 'uid' | 'user_code',
 /**
  * A client's record as stored (secret hashed or sealed, never usable): what the CLI and the provisioning API need to
  * know a client exists. Clients are read at every token, introspection and authorization request and change rarely:
- * held in `caches` in this stored form, opened for oidc-provider by the adapter on each read.
+ * cached in this stored form, opened for oidc-provider by the adapter on each read.
  */
-export async function findStoredClient(db: Db, caches: Caches, clientId: string): Promise<ClientMetadata | undefined> {
-  return caches.read('clients', clientId, async () => (await findRow(db, 'Client', 'id', clientId))?.payload as ClientMetadata | undefined);
-}
-
-/** Every client's record as stored, in client ID order (the operator's `client list`). */
-export async function listStoredClients(db: Db): Promise<ClientMetadata[]> {
-  const rows = await db(TABLE).where({ kind: 'Client' }).orderBy('id').select('payload');
-  return rows.map((r: { payload: ClientMetadata }) => r.payload);
-}
-
-/**
- * Deletes a client's record; false when there was none. The operator's use case, in a process of its own: serving
- * processes drop their cached copy when they hear the trigger's NOTIFY (migration 202611231330).
- */
-export async function deleteStoredClient(db: Db, clientId: string): Promise<boolean> {
-  return (await db(TABLE).where({ kind: 'Client', id: clientId }).delete()) > 0;
+export async function findStoredClient(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
+  return cached(db, 'clients', clientId, async () => (await findRow(db, 'Client', 'id', clientId))?.payload as ClientMetadata | undefined);
 }
 
 /** What the loser of a race for a single-use record gets: the error oidc-provider gives a replay it sees on read. */
@@ -317,7 +304,7 @@ export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 50
          where o.kind = c.kind and o.id = c.id`,
         [JSON.stringify(changes)],
       );
-      // Converted client records reach the serving processes' caches through the trigger's NOTIFY (migration 202611231330).
+      if (rows.some((r) => r.kind === 'Client')) tableChanged('clients');
       return rows.length;
     });
     total += converted;
