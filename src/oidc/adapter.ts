@@ -1,6 +1,6 @@
 // oidc-provider adapter over one PostgreSQL table (oidc_payloads), for every model the provider stores.
 import { errors, Provider, type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import { NO_CACHE, type Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { queryPrepared } from '../db/prepared.ts';
 import { hasBearerId, openClientMetadata, openPayload, sealClientMetadata, sealPayload, storageKey, type AtRestKeys } from './at-rest.ts';
@@ -80,9 +80,21 @@ function takePrefetchedGrant(grantId: string): { payload: AdapterPayload | undef
   return { payload };
 }
 
-/** `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts). */
-export function createAdapterFactory(db: Db, keys: AtRestKeys): (model: string) => Adapter {
-  return (model: string) => new PostgresAdapter(db, model, keys);
+/**
+ * Whether the grant whose id the statement parameter `grantIdParam` (e.g. `$2`) holds is live, as `find` of a Grant
+ * answers it: for a statement of another store that must answer it in the same round trip (readUserStanding,
+ * src/provisioning/store.ts), so this table's SQL stays here.
+ */
+export function grantLiveSql(grantIdParam: string): string {
+  return `exists(select 1 from ${TABLE} g where g.kind = 'Grant' and g.id = ${grantIdParam} and (g.expires_at is null or g.expires_at > now()))`;
+}
+
+/**
+ * `keys`: what bearer values and client secrets are stored under (src/oidc/at-rest.ts); `caches`: the process's
+ * (src/db/change-feed.ts), which hold the clients, read at every token, introspection and authorization request.
+ */
+export function createAdapterFactory(db: Db, keys: AtRestKeys, caches: Caches): (model: string) => Adapter {
+  return (model: string) => new PostgresAdapter(db, model, keys, caches);
 }
 
 export class PostgresAdapter implements Adapter {
@@ -90,16 +102,21 @@ export class PostgresAdapter implements Adapter {
   readonly #kind: string;
   readonly #keys: AtRestKeys | undefined;
   readonly #hashed: boolean;
+  readonly #caches: Caches;
 
-  /** Grants are stored as they are; every other model needs the at-rest keys. */
+  /**
+   * Grants are stored as they are; every other model needs the at-rest keys. Clients are read through `caches` and
+   * dropped from them on change; without (the operator's use cases), every read goes to the table.
+   */
   constructor(db: Db, kind: 'Grant');
-  constructor(db: Db, kind: string, keys: AtRestKeys);
-  constructor(db: Db, kind: string, keys?: AtRestKeys) {
+  constructor(db: Db, kind: string, keys: AtRestKeys, caches?: Caches);
+  constructor(db: Db, kind: string, keys?: AtRestKeys, caches: Caches = NO_CACHE) {
     if (!keys && kind !== 'Grant') throw new TypeError(`the ${kind} adapter needs the at-rest keys`);
     this.#db = db;
     this.#kind = kind;
     this.#keys = keys;
     this.#hashed = hasBearerId(kind);
+    this.#caches = caches;
   }
 
   /** The stored id: the HMAC of a bearer value, a plain id (client_id, grant id) as it is. */
@@ -120,12 +137,12 @@ export class PostgresAdapter implements Adapter {
       return;
     }
     await queryPrepared(this.#db, 'oidc_payloads_upsert', UPSERT, values);
-    if (this.#kind === 'Client') tableChanged('clients');
+    if (this.#kind === 'Client') this.#caches.changed('clients');
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.#kind === 'Client') {
-      const stored = await findStoredClient(this.#db, id);
+      const stored = await findStoredClient(this.#db, this.#caches, id);
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
     if (this.#kind === 'Grant') {
@@ -187,7 +204,7 @@ export class PostgresAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await this.#db(TABLE).where({ kind: this.#kind, id: this.#key(id) }).delete();
-    if (this.#kind === 'Client') tableChanged('clients');
+    if (this.#kind === 'Client') this.#caches.changed('clients');
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -217,10 +234,24 @@ async function findRow(db: Db, kind: string, column: 'id' | 'uid' | 'user_code',
 /**
  * A client's record as stored (secret hashed or sealed, never usable): what the CLI and the provisioning API need to
  * know a client exists. Clients are read at every token, introspection and authorization request and change rarely:
- * cached in this stored form, opened for oidc-provider by the adapter on each read.
+ * held in `caches` in this stored form, opened for oidc-provider by the adapter on each read.
  */
-export async function findStoredClient(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
-  return cached(db, 'clients', clientId, async () => (await findRow(db, 'Client', 'id', clientId))?.payload as ClientMetadata | undefined);
+export async function findStoredClient(db: Db, caches: Caches, clientId: string): Promise<ClientMetadata | undefined> {
+  return caches.read('clients', clientId, async () => (await findRow(db, 'Client', 'id', clientId))?.payload as ClientMetadata | undefined);
+}
+
+/** Every client's record as stored, in client ID order (the operator's `client list`). */
+export async function listStoredClients(db: Db): Promise<ClientMetadata[]> {
+  const rows = await db(TABLE).where({ kind: 'Client' }).orderBy('id').select('payload');
+  return rows.map((r: { payload: ClientMetadata }) => r.payload);
+}
+
+/**
+ * Deletes a client's record; false when there was none. The operator's use case, in a process of its own: serving
+ * processes drop their cached copy when they hear the trigger's NOTIFY (migration 202611231330).
+ */
+export async function deleteStoredClient(db: Db, clientId: string): Promise<boolean> {
+  return (await db(TABLE).where({ kind: 'Client', id: clientId }).delete()) > 0;
 }
 
 /** What the loser of a race for a single-use record gets: the error oidc-provider gives a replay it sees on read. */
@@ -304,7 +335,7 @@ export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 50
          where o.kind = c.kind and o.id = c.id`,
         [JSON.stringify(changes)],
       );
-      if (rows.some((r) => r.kind === 'Client')) tableChanged('clients');
+      // Converted client records reach the serving processes' caches through the trigger's NOTIFY (migration 202611231330).
       return rows.length;
     });
     total += converted;

@@ -1,10 +1,11 @@
 // Storage of the VAL service ↔ VAL user mapping (val_service_users) and of VAL servers with their SLA
 // (val_servers): set-based statements, one per batch, never one per user.
 import type { Knex } from 'knex';
-import { cached, tableChanged } from '../db/change-feed.ts';
+import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { queryPrepared } from '../db/prepared.ts';
-import type { UserStatus } from '../users/store.ts';
+import { grantLiveSql } from '../oidc/adapter.ts';
+import { userStatusSql, type UserStatus } from '../users/store.ts';
 
 /** What token issuance knows of a VAL user, as stored (src/users/eligibility.ts turns it into the answer). */
 export type UserStandingRow = {
@@ -29,7 +30,7 @@ const SERVICES_OF_USER = `select s.val_service_id from val_service_users s where
  * (src/oidc/adapter.ts, wired by src/oidc/account.ts). standingFromColumns turns them into a UserStandingRow.
  */
 export function standingColumnsSql(userExpr: string): string {
-  return `(select u.status from val_users u where u.val_user_id = ${userExpr}) as standing_status, array(${SERVICES_OF_USER.replaceAll('$1', userExpr)}) as standing_services`;
+  return `${userStatusSql(userExpr)} as standing_status, array(${SERVICES_OF_USER.replaceAll('$1', userExpr)}) as standing_services`;
 }
 
 export function standingFromColumns(row: Record<string, unknown>): UserStandingRow {
@@ -37,11 +38,9 @@ export function standingFromColumns(row: Record<string, unknown>): UserStandingR
 }
 
 // Status, services and (for introspection and token exchange) the token's grant in one round trip: separate
-// statements were a fifth of a refresh grant's time and half of an introspection's. The grant test is the OIDC
-// adapter's find of a Grant (src/oidc/adapter.ts), read here only so that it costs no second round trip.
-const USER_STANDING = `select u.status, array(${SERVICES_OF_USER}) as services,
-    exists(select 1 from oidc_payloads g where g.kind = 'Grant' and g.id = $2 and (g.expires_at is null or g.expires_at > now())) as grant_live
-  from (select 1) as one left join val_users u on u.val_user_id = $1`;
+// statements were a fifth of a refresh grant's time and half of an introspection's. The status and the grant test
+// come from the stores of their tables (src/users/store.ts, src/oidc/adapter.ts: its find of a Grant).
+const USER_STANDING = `select ${userStatusSql('$1')} as status, array(${SERVICES_OF_USER}) as services, ${grantLiveSql('$2')} as grant_live`;
 
 /** Reads a VAL user's standing (and whether `grantId` is live) in one prepared statement; the hot path of every token. */
 export async function readUserStanding(db: Db, valUserId: string, grantId?: string): Promise<UserStandingRow> {
@@ -58,6 +57,19 @@ export async function servicesOfUser(db: Db, valUserId: string): Promise<string[
 export async function explainUserStanding(db: Db, valUserId: string): Promise<string> {
   const { rows } = await queryPrepared<{ 'QUERY PLAN': string }>(db, 'explain_user_standing', `explain (analyze, buffers) ${USER_STANDING}`, [valUserId, null]);
   return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/**
+ * The VAL user in `userIdColumn` (of another store's statement) is provisioned for `valServiceId`, directly or through
+ * a bound VAL UE ID: a condition with its bindings, so the mapping tables' SQL stays here (the admin's
+ * `user list --service`, src/users/store.ts listUsers). Each half is served by its (val_user_id, ...) index.
+ */
+export function provisionedForService(userIdColumn: string, valServiceId: string): { sql: string; bindings: string[] } {
+  return {
+    sql: `(exists(select 1 from val_service_users v where v.val_user_id = ${userIdColumn} and v.val_service_id = ?)
+      or exists(select 1 from val_user_ues b join val_service_ues e on e.val_ue_id = b.val_ue_id where b.val_user_id = ${userIdColumn} and e.val_service_id = ?))`,
+    bindings: [valServiceId, valServiceId],
+  };
 }
 
 /**
@@ -233,9 +245,9 @@ export async function findValServerByClientId(db: Db, clientId: string, lock?: '
   return (await q) as ValServerRow | undefined;
 }
 
-/** findValServerByClientId for the token and introspection paths: cached per process, dropped on any change (src/db/change-feed.ts). */
-export async function findValServerByClientIdCached(db: Db, clientId: string): Promise<ValServerRow | undefined> {
-  return cached(db, 'val_servers', clientId, () => findValServerByClientId(db, clientId));
+/** findValServerByClientId for the token and introspection paths, through the process's caches (src/db/change-feed.ts). */
+export async function findValServerByClientIdCached(db: Db, caches: Caches, clientId: string): Promise<ValServerRow | undefined> {
+  return caches.read('val_servers', clientId, () => findValServerByClientId(db, clientId));
 }
 
 export async function findValServer(db: Db, requesterIdentity: string): Promise<ValServerRow | undefined> {
@@ -256,7 +268,7 @@ export async function insertValServer(db: Db, spec: ValServerSpec): Promise<void
     .onConflict()
     .ignore()
     .returning('requester_identity');
-  tableChanged('val_servers');
+  // Serving processes drop their cached rows when they hear the trigger's NOTIFY (migration 202611291020).
   if (rows.length === 0) throw new ValServerExistsError(`a VAL server with requester identity ${spec.requesterIdentity} or client ID ${spec.clientId} already exists`);
 }
 
@@ -278,9 +290,7 @@ export async function updateValServer(db: Db, requesterIdentity: string, change:
   if (change.endpoint !== undefined) row.endpoint = change.endpoint;
   if (change.status !== undefined) row.status = change.status;
   if (change.skeyProv !== undefined) row.skey_prov = change.skeyProv;
-  const updated = (await db('val_servers').where({ requester_identity: requesterIdentity }).update(row)) > 0;
-  tableChanged('val_servers');
-  return updated;
+  return (await db('val_servers').where({ requester_identity: requesterIdentity }).update(row)) > 0;
 }
 
 export async function listValServers(db: Db): Promise<ValServerRow[]> {
