@@ -42,6 +42,7 @@ describe('clients', () => {
       authMethod: 'none',
       grants: ['authorization_code', 'refresh_token'],
       redirectUris: ['http://127.0.0.1:8123/cb'],
+      postLogoutRedirectUris: [],
       scope: expect.stringContaining('openid'),
       resourceServers: [],
       idTokenAlg: 'RS256',
@@ -64,6 +65,24 @@ describe('clients', () => {
     expect(noRedirect.code).toBe(1);
     expect(noRedirect.stderr).toMatch(/^seal-idms: invalid client: a client using authorization_code needs at least one --redirect-uri\n$/);
     expect(await lastAudit(database.db, 'client.update')).toMatchObject({ actor: 'cli', subject: 'val-ue' });
+  });
+
+  test('--post-logout-redirect-uri (OIDC RP-Initiated Logout 1.0 §3.1): add registers, update replaces, none clears, checked like redirect URIs', async () => {
+    await cliOk(server.env, ['client', 'add', 'val-ue-2', '--public', '--redirect-uri', 'http://127.0.0.1:8123/cb', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/bye']);
+    const show = async () => JSON.parse(await cliOk(server.env, ['client', 'show', 'val-ue-2', '--json'])).postLogoutRedirectUris;
+    expect(await show()).toEqual(['http://127.0.0.1:8123/bye']);
+    expect(await cliOk(server.env, ['client', 'show', 'val-ue-2'])).toContain('post-logout redirect URIs: http://127.0.0.1:8123/bye\n');
+    await cliOk(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/a', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/b']);
+    expect(await show()).toEqual(['http://127.0.0.1:8123/a', 'http://127.0.0.1:8123/b']);
+    const stored = await database.db('oidc_payloads').where({ kind: 'Client', id: 'val-ue-2' }).first('payload');
+    expect(stored.payload.post_logout_redirect_uris).toEqual(['http://127.0.0.1:8123/a', 'http://127.0.0.1:8123/b']);
+    const fragment = await cli(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/a#x']);
+    expect(fragment).toMatchObject({ code: 1, stderr: 'seal-idms: invalid client: post_logout_redirect_uris must not contain fragments\n' });
+    const notWeb = await cli(server.env, ['client', 'add', 'val-ue-3', '--public', '--redirect-uri', 'http://127.0.0.1:8123/cb', '--post-logout-redirect-uri', 'javascript:alert(1)']);
+    expect(notWeb).toMatchObject({ code: 1, stderr: 'seal-idms: invalid client: post_logout_redirect_uris must only contain web uris\n' });
+    await cliOk(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'none']);
+    expect(await show()).toEqual([]);
+    expect(await lastAudit(database.db, 'client.update')).toMatchObject({ subject: 'val-ue-2', details: { postLogoutRedirectUris: [] } });
   });
 
   test('update --id-token-alg is kept in the registration', async () => {

@@ -2,12 +2,9 @@
 // after sign-out, the operator's name, and the language chosen by ui_locales, then Accept-Language, then English.
 import * as oidc from 'openid-client';
 import { loadConfig } from '../src/config/env.ts';
-import { deriveSecrets } from '../src/config/secret.ts';
-import { atRestKeys } from '../src/oidc/at-rest.ts';
-import { clientMetadata, registerClient } from '../src/oidc/clients.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, TEST_SECRET, type TestServer } from './helpers/server.ts';
-import { cliOk } from './helpers/cli.ts';
+import { cliOk, cliProcess } from './helpers/cli.ts';
 import { Browser, CookieJar } from './helpers/browser.ts';
 import { pkceAuthorizationRequest } from './helpers/authorize.ts';
 
@@ -37,14 +34,9 @@ beforeAll(async () => {
   await cliOk(server.env, ['user', 'add', 'bob', '--password', 'bob-password-1']);
   await cliOk(server.env, ['user', 'add', 'carol', '--password', 'carol-password-1']);
   await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'alice', 'bob', 'carol']);
-  // What `client add val-ue --public --name … --redirect-uri …` registers, plus where to send people after logout
-  // (OIDC RP-Initiated Logout §3.1; the CLI has no flag for it).
-  await registerClient(
-    database.db,
-    server.idms.provider(),
-    { ...clientMetadata({ clientId: 'val-ue', public: true, name: CLIENT_NAME, redirectUris: [REDIRECT], grants: [] }), post_logout_redirect_uris: [BYE] },
-    atRestKeys(deriveSecrets(TEST_SECRET)),
-  );
+  // Registered with the CLI binary, with where to send people after logout (OIDC RP-Initiated Logout 1.0 §3.1).
+  const added = await cliProcess(server.env, ['client', 'add', 'val-ue', '--public', '--name', CLIENT_NAME, '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', BYE]);
+  expect(added).toMatchObject({ code: 0, stderr: '' });
   ue = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
 });
 
@@ -269,6 +261,15 @@ describe('sign-out: the prompt names the operator, and there is always a way bac
     // The page's CSP lets its form lead there (form-action applies to the redirect after the POST).
     const location = await confirm(jar, prompt, true);
     expect(location).toBe(`${BYE}?state=s-1`);
+  });
+
+  test('a post_logout_redirect_uri the client did not register is refused (exact match), on an error page', async () => {
+    const { jar, idToken } = await signedIn();
+    const elsewhere = `${BYE}/../elsewhere`;
+    const page = await get(`${server.issuer}/session/end?id_token_hint=${idToken}&post_logout_redirect_uri=${encodeURIComponent(elsewhere)}`, {}, jar);
+    expect(page.status).toBe(400);
+    expect(page.location).toBeNull();
+    expect(page.text).toContain('post_logout_redirect_uri not registered');
   });
 
   test('without post_logout_redirect_uri: the signed-out page links to IDMS_HOME_URL, in the language of the browser', async () => {

@@ -21,14 +21,14 @@ import { validateId } from './validate.ts';
 const ACTOR = 'cli';
 
 const ADD_USAGE =
-  'client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] [--id-token-alg RS256|ES256|PS256|EdDSA]';
+  'client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] [--id-token-alg RS256|ES256|PS256|EdDSA]';
 const UPDATE_USAGE =
-  'client update <clientId> [--redirect-uri URI]… [--grant TYPE]… [--name N] [--scope S] [--resource-server URI|none]… [--id-token-alg RS256|ES256|PS256|EdDSA]';
+  'client update <clientId> [--redirect-uri URI]… [--post-logout-redirect-uri URI|none]… [--grant TYPE]… [--name N] [--scope S] [--resource-server URI|none]… [--id-token-alg RS256|ES256|PS256|EdDSA]';
 
 export const clientHelp: CommandHelp = {
   '': `usage: seal-idms client <subcommand>
   add <clientId> …                 register a client (see client add --help)
-  update <clientId> …              change redirect URIs, grants, name, scope, resource servers, ID token algorithm
+  update <clientId> …              change redirect URIs (also after logout), grants, name, scope, resource servers, ID token algorithm
   show <clientId> [--json]         the registered metadata (never the secret)
   list [--json]                    all clients
   rotate-secret <clientId>         a new generated secret, printed once; the old one stops working
@@ -37,15 +37,18 @@ export const clientHelp: CommandHelp = {
   --public: PKCE client without secret. Without --grant: authorization_code refresh_token if redirect URIs are given,
   else client_credentials. Without --secret a confidential client gets a generated secret, printed once. --scope: the
   client's registered scope (tokens never carry anything else). --resource-server: a resource server this client
-  operates (it may introspect tokens issued for it). --id-token-alg: its ID tokens' algorithm (default RS256).`,
+  operates (it may introspect tokens issued for it). --id-token-alg: its ID tokens' algorithm (default RS256).
+  --post-logout-redirect-uri (repeatable): where the client may send the person after RP-initiated logout
+  (post_logout_redirect_uri, exact match; without one the signed-out page offers IDMS_HOME_URL).`,
   update: `usage: seal-idms ${UPDATE_USAGE}
-  Each option given replaces that part of the registration: --redirect-uri (repeatable) the redirect URIs, --grant
-  (repeatable) the grant types, --name the display name ('' removes it), --scope the registered scope,
-  --resource-server the resource servers it operates (none clears them), --id-token-alg its ID token algorithm.
+  Each option given replaces that part of the registration: --redirect-uri (repeatable) the redirect URIs,
+  --post-logout-redirect-uri (repeatable) the URIs after logout (none clears them), --grant (repeatable) the grant
+  types, --name the display name ('' removes it), --scope the registered scope, --resource-server the resource
+  servers it operates (none clears them), --id-token-alg its ID token algorithm.
   Takes effect at the client's next request.`,
   show: `usage: seal-idms client show <clientId> [--json]
-  The client's registered metadata: type, authentication method, grants, redirect URIs, scope, resource servers, ID
-  token algorithm. Secrets are stored hashed and never shown.`,
+  The client's registered metadata: type, authentication method, grants, redirect URIs (also after logout), scope,
+  resource servers, ID token algorithm. Secrets are stored hashed and never shown.`,
   list: `usage: seal-idms client list [--json]
   One client per line: ID, public|confidential, grants, registered scope (tab-separated; --json: one object per line).`,
   'rotate-secret': `usage: seal-idms client rotate-secret <clientId>
@@ -74,6 +77,7 @@ export async function clientCommand(args: string[], io: CliIo): Promise<void> {
         out(`type: ${c.type} (${c.authMethod})`);
         out(`grants: ${c.grants.join(' ')}`);
         out(`redirect URIs: ${c.redirectUris.join(' ') || '-'}`);
+        out(`post-logout redirect URIs: ${c.postLogoutRedirectUris.join(' ') || '-'}`);
         out(`scope: ${c.scope || '-'}`);
         out(`resource servers: ${c.resourceServers.join(' ') || '-'}`);
         out(`ID token algorithm: ${c.idTokenAlg}`);
@@ -119,6 +123,7 @@ async function add(args: string[], io: CliIo): Promise<void> {
       secret: { type: 'string' },
       public: { type: 'boolean' },
       'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
       grant: { type: 'string', multiple: true },
       scope: { type: 'string' },
       'resource-server': { type: 'string', multiple: true },
@@ -134,6 +139,7 @@ async function add(args: string[], io: CliIo): Promise<void> {
     secret: values.secret,
     public: values.public ?? false,
     redirectUris: values['redirect-uri'] ?? [],
+    postLogoutRedirectUris: [...new Set(values['post-logout-redirect-uri'] ?? [])],
     grants: values.grant ?? [],
     scope: values.scope,
     resourceServers: parseResourceServers(values['resource-server']),
@@ -154,6 +160,7 @@ async function update(args: string[], io: CliIo): Promise<void> {
     args,
     {
       'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
       grant: { type: 'string', multiple: true },
       name: { type: 'string' },
       scope: { type: 'string' },
@@ -166,6 +173,9 @@ async function update(args: string[], io: CliIo): Promise<void> {
   const clientId = validateId('client ID', positionals[0]);
   const change: ClientChange = {};
   if (values['redirect-uri'] !== undefined) change.redirectUris = [...new Set(values['redirect-uri'])];
+  // OIDC RP-Initiated Logout 1.0 §3.1: checked by oidc-provider like redirect URIs (absolute, no fragment, web URIs).
+  const afterLogout = values['post-logout-redirect-uri'];
+  if (afterLogout !== undefined) change.postLogoutRedirectUris = afterLogout.length === 1 && afterLogout[0] === 'none' ? [] : [...new Set(afterLogout)];
   if (values.grant !== undefined) change.grants = [...new Set(values.grant)];
   if (values.name !== undefined) change.name = values.name;
   // The registered scope bounds every token of the client (docs/oidc.md): it replaces the old one.
@@ -173,7 +183,7 @@ async function update(args: string[], io: CliIo): Promise<void> {
   if (values['resource-server'] !== undefined) change.resourceServers = parseResourceServers(values['resource-server']);
   // OIDC Core §3.1.3.7: the algorithm the client's ID tokens are signed with (RS256 when never set).
   if (values['id-token-alg'] !== undefined) change.idTokenAlg = values['id-token-alg'];
-  if (Object.keys(change).length === 0) throw new CliError('nothing to update: give --redirect-uri, --grant, --name, --scope, --resource-server or --id-token-alg');
+  if (Object.keys(change).length === 0) throw new CliError('nothing to update: give --redirect-uri, --post-logout-redirect-uri, --grant, --name, --scope, --resource-server or --id-token-alg');
   await withDatabase(io, async (ctx) => {
     const provider = await cliProvider(ctx);
     await asCliError(() => changeClient(ctx.database.db, provider, atRestKeys(ctx.secrets), ACTOR, clientId, change));

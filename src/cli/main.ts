@@ -43,8 +43,8 @@ const HELP = `seal-idms — SEAL Identity Management Server
   user list [--search TEXT] [--service ID] [--disabled] [--limit N] [--cursor C] [--json]
   user ue add|remove <id> <valUeId>…   ·   user ue list <id>
   user import <file.csv> [--restart] [--batch-size N] [--workers N] [--progress-interval S]   (val_user_id,password|password_hash[,status][,services])
-  client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] [--id-token-alg ALG]
-  client update <clientId> [--redirect-uri URI]… [--grant TYPE]… [--name N] [--scope S] [--resource-server URI|none]… [--id-token-alg RS256|ES256|PS256|EdDSA]
+  client add <clientId> [--secret S] [--public] [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--grant TYPE]… [--scope S] [--resource-server URI]… [--name N] [--id-token-alg ALG]
+  client update <clientId> [--redirect-uri URI]… [--post-logout-redirect-uri URI|none]… [--grant TYPE]… [--name N] [--scope S] [--resource-server URI|none]… [--id-token-alg RS256|ES256|PS256|EdDSA]
   client list [--json]   ·   client show <clientId> [--json]   ·   client rotate-secret <clientId>   ·   client remove <clientId>
   service grant <valServiceId> <valUserId>… [--allow-unknown]   ·   service revoke <valServiceId> <valUserId>…
   service list <valServiceId> [--limit N] [--cursor C]   ·   service list-all [--json]

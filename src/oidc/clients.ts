@@ -18,6 +18,8 @@ export type ClientSpec = {
   secret?: string;
   public: boolean;
   redirectUris: string[];
+  /** Where RP-Initiated Logout may send the person afterwards (OIDC RP-Initiated Logout 1.0 §3.1, exact match). */
+  postLogoutRedirectUris?: string[];
   grants: string[];
   scope?: string;
   /** Resource servers (RFC 8707 identifiers) this client operates: it may introspect tokens issued for them. */
@@ -69,6 +71,7 @@ export function clientMetadata(spec: ClientSpec): ClientMetadata {
     ...(spec.public ? { token_endpoint_auth_method: 'none' } : { client_secret: spec.secret ?? crypto.randomBytes(32).toString('base64url'), token_endpoint_auth_method: 'client_secret_basic' }),
     ...(spec.name ? { client_name: spec.name } : {}),
     redirect_uris: spec.redirectUris,
+    ...(spec.postLogoutRedirectUris?.length ? { post_logout_redirect_uris: spec.postLogoutRedirectUris } : {}),
     grant_types: grants,
     response_types: usesCode ? ['code'] : [],
     ...scopeMetadata(spec.scope ?? defaultScope),
@@ -96,6 +99,8 @@ export type ClientChange = {
   idTokenAlg?: string;
   /** Replaces the redirect URIs (exact match, RFC 9700 §2.1). */
   redirectUris?: string[];
+  /** Replaces the post-logout redirect URIs (OIDC RP-Initiated Logout 1.0 §3.1); [] removes them. */
+  postLogoutRedirectUris?: string[];
   /** Replaces the grant types; response_types follow (code with authorization_code, none otherwise). */
   grants?: string[];
   /** The display name; '' removes it. */
@@ -109,6 +114,10 @@ export async function updateClient(db: Db, provider: Provider, clientId: string,
   if (!current) return false;
   const metadata: ClientMetadata = { ...current };
   if (change.redirectUris !== undefined) metadata.redirect_uris = change.redirectUris;
+  if (change.postLogoutRedirectUris !== undefined) {
+    if (change.postLogoutRedirectUris.length) metadata.post_logout_redirect_uris = change.postLogoutRedirectUris;
+    else delete metadata.post_logout_redirect_uris;
+  }
   if (change.grants !== undefined) {
     if (change.grants.length === 0) throw new InvalidClientError('a client needs at least one grant type');
     if (metadata.token_endpoint_auth_method === 'none' && change.grants.includes('client_credentials')) throw new InvalidClientError('a public client cannot use client_credentials');
@@ -173,6 +182,7 @@ export type ClientDescription = {
   authMethod: string;
   grants: string[];
   redirectUris: string[];
+  postLogoutRedirectUris: string[];
   scope: string;
   resourceServers: string[];
   idTokenAlg: string;
@@ -187,6 +197,7 @@ export function describeClient(metadata: ClientMetadata): ClientDescription {
     authMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
     grants: [...(metadata.grant_types ?? ['authorization_code'])],
     redirectUris: [...(metadata.redirect_uris ?? [])],
+    postLogoutRedirectUris: [...(metadata.post_logout_redirect_uris ?? [])],
     scope: registeredScope(metadata),
     resourceServers: Array.isArray(servers) ? (servers as string[]) : [],
     // OIDC Core §3.1.3.7 / oidc-provider's default when the client registered none.
