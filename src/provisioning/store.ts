@@ -1,5 +1,6 @@
-// Storage of the VAL service ↔ VAL user mapping (val_service_users) and of VAL servers with their SLA
-// (val_servers): set-based statements, one per batch, never one per user.
+// Storage of the VAL service ↔ VAL user mapping (val_service_users), VAL UE IDs (val_service_ues, val_user_ues), TS 29.549
+// configurations (val_service_configurations) and VAL servers with their SLA (val_servers): the one module with SQL on
+// these tables; set-based statements, one per batch, never one per user.
 import type { Knex } from 'knex';
 import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
