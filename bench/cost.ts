@@ -110,6 +110,24 @@ export async function pgssCounter(db: Db): Promise<(() => Promise<number>) | und
   };
 }
 
+/** Calls per statement text in `db`'s database (pg_stat_statements), for the per-flow statement lists. */
+export async function pgssByStatement(db: Db): Promise<Map<string, number>> {
+  const { rows } = await db.raw(
+    `select query, sum(calls)::bigint as n from pg_stat_statements
+     where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%' group by query`,
+  );
+  return new Map((rows as { query: string; n: number }[]).map((r) => [r.query, Number(r.n)]));
+}
+
+/** What ran between two pgssByStatement snapshots, most frequent first. */
+export function statementDelta(a: Map<string, number>, b: Map<string, number>, into = new Map<string, number>()): Map<string, number> {
+  for (const [q, n] of b) {
+    const d = n - (a.get(q) ?? 0);
+    if (d > 0) into.set(q, (into.get(q) ?? 0) + d);
+  }
+  return into;
+}
+
 /** idms_db_statements_total from the server's metrics listener (summed over cluster workers by the primary). */
 export async function scrapeStatements(metricsOrigin: string): Promise<number | undefined> {
   try {

@@ -22,7 +22,7 @@ import { closedLoop, HttpClient, paced, type LoadResult } from './load.ts';
 import { coreScenarios, federationScenarios, JWT_BEARER, OPAQUE, prepareFederation, SKMS, TOKEN_EXCHANGE, VAL_SCOPE, type Scenario, type Target, type TargetName } from './scenarios.ts';
 import { cliOk, freePort, memoryOf, processTree, ROOT, startProcess, type ProcessMemory } from './servers.ts';
 import { runProvisioningBench } from './provisioning.ts';
-import { addCost, backendsOf, costBetween, nodePids, pgssCounter, postmasterTree, sample, scrapeStatements, type Cost, type CostProbe } from './cost.ts';
+import { addCost, backendsOf, costBetween, nodePids, pgssByStatement, pgssCounter, postmasterTree, sample, scrapeStatements, statementDelta, type Cost, type CostProbe } from './cost.ts';
 
 const env = process.env;
 const num = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
@@ -38,7 +38,7 @@ const CHAINS = Math.max(64, CONCURRENCY * 2);
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',')) : undefined;
 const PASSWORD = 'bench-password-1';
 
-type Outcome = { runs: LoadResult[]; median: LoadResult; half?: LoadResult; error?: string; cost?: Cost; costOk?: number };
+type Outcome = { runs: LoadResult[]; median: LoadResult; half?: LoadResult; error?: string; cost?: Cost; costOk?: number; statements?: Map<string, number> };
 
 const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
 
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       const byTarget = new Map<TargetName, Outcome>();
       results.set(s.key, byTarget);
       const runs = new Map<TargetName, LoadResult[]>(active.map((t) => [t.name, []]));
-      const costs = new Map<TargetName, { cost?: Cost; ok: number }>(active.map((t) => [t.name, { ok: 0 }]));
+      const costs = new Map<TargetName, { cost?: Cost; ok: number; statements?: Map<string, number> }>(active.map((t) => [t.name, { ok: 0 }]));
       const failed = new Map<TargetName, string>();
       const attempt = async (t: Target, fn: () => Promise<void>) => {
         if (failed.has(t.name)) return;
@@ -200,10 +200,12 @@ async function main(): Promise<void> {
           await attempt(t, async () => {
             await s.prepare?.(t);
             const probe = probes.get(t.name)!;
+            const listed = pgss && t.name === 'seal-idms' ? await pgssByStatement(monitor) : undefined;
             const before = await sample(probe);
             const res = await closedLoop(s.op(t), { concurrency: s.concurrency, seconds: SECONDS });
             const c = costs.get(t.name)!;
             c.cost = addCost(c.cost, costBetween(before, await sample(probe)));
+            if (listed) c.statements = statementDelta(listed, await pgssByStatement(monitor), c.statements);
             c.ok += res.ok;
             runs.get(t.name)!.push(res);
             log(`${s.key} ${t.name} run ${r + 1}: ${res.rate.toFixed(0)}/s p50 ${res.p50.toFixed(1)} ms p99 ${res.p99.toFixed(1)} ms errors ${res.errors}${res.errors ? ` (${res.errorSamples[0]})` : ''}`);
@@ -218,7 +220,7 @@ async function main(): Promise<void> {
           continue;
         }
         const median = [...list].sort((a, b) => a.rate - b.rate)[Math.floor(list.length / 2)]!;
-        const outcome: Outcome = { runs: list, median, error: failed.get(t.name), cost: costs.get(t.name)!.cost, costOk: costs.get(t.name)!.ok };
+        const outcome: Outcome = { runs: list, median, error: failed.get(t.name), cost: costs.get(t.name)!.cost, costOk: costs.get(t.name)!.ok, statements: costs.get(t.name)!.statements };
         byTarget.set(t.name, outcome);
         await attempt(t, async () => {
           await s.prepare?.(t);
@@ -353,7 +355,17 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
   md.push(`Over all measured closed-loop runs. Statements: ${input.pgss ? 'pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed\'s once-a-second NOTIFY included)' : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes, ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`, '');
   md.push(`| ${costHeader.join(' | ')} |`, `|---|---|${costHeader.slice(2).map(() => '---:').join('|')}|`);
   for (const r of costRows) md.push(`| ${r.join(' | ')} |`);
-  md.push('', '## Flows', '');
+  md.push('', '<details><summary>Statements per request of each flow (pg_stat_statements, seal-idms runs)</summary>', '');
+  for (const s of input.scenarios) {
+    const o = input.results.get(s.key)!.get('seal-idms');
+    if (!o?.statements || !o.costOk) continue;
+    md.push(`**${s.key}**`, '', '| per request | statement |', '|---:|---|');
+    for (const [q, n] of [...o.statements].sort((a, b) => b[1] - a[1]).filter(([, n]) => n / o.costOk! >= 0.01)) {
+      md.push(`| ${(n / o.costOk).toFixed(2)} | \`${q.replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 220)}\` |`);
+    }
+    md.push('');
+  }
+  md.push('</details>', '', '## Flows', '');
   for (const s of input.scenarios) {
     const r = input.results.get(s.key)!;
     const runs = [...r].map(([name, o]) => `${name}: ${o.runs.map((x) => x.rate.toFixed(0)).join(', ') || 'failed'}${o.error ? ` (error: ${o.error.slice(0, 200)})` : ''}`).join('; ');

@@ -148,8 +148,17 @@ export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion,
   }
 }
 
+// The key set of a partner record, per record object: jose imports each JWK once per set, so a set per request imported
+// the partner's key at every JWT-bearer grant (issue 16 profile). A record re-read after a change (cache dropped by
+// NOTIFY, or no cache) is a new object and gets a new set, so a removed key is never used from here.
+const keySets = new WeakMap<object, JWTVerifyGetKey>();
+
 function partnerKeys(partner: Partner, now: Date): JWTVerifyGetKey {
-  if (partner.jwks) return createLocalJWKSet(partner.jwks);
+  if (partner.jwks) {
+    let set = keySets.get(partner.jwks);
+    if (!set) keySets.set(partner.jwks, (set = createLocalJWKSet(partner.jwks)));
+    return set;
+  }
   const pem = partner.certificate;
   return () => {
     if (!pem) throw new AssertionRejected('partner has no keys provisioned');
