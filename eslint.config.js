@@ -5,13 +5,24 @@ import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 // Domain code never reaches up into the composition root or the CLI adapter (docs/architecture.md, "Layer rules").
 const upward = [
   { group: ['**/cli/*', '**/cli/**'], message: 'domain modules never import the CLI (src/cli/ is a thin adapter over them)' },
-  { group: ['**/server.ts', '**/main.ts', '**/cluster.ts'], message: 'only the composition root (src/server.ts) wires modules; import the module that owns the thing instead' },
+  {
+    group: ['**/server.ts', '**/main.ts', '**/cluster.ts'],
+    message: 'only the composition root (src/server.ts) wires modules; import the module that owns the thing instead',
+  },
 ];
-const compositionRoot = { group: ['**/server.ts'], message: 'the composition root is for src/main.ts and the serve command; import the module that owns the thing (e.g. keyRetentionSeconds in src/oidc/keys.ts)' };
+const compositionRoot = {
+  group: ['**/server.ts'],
+  message:
+    'the composition root is for src/main.ts and the serve command; import the module that owns the thing (e.g. keyRetentionSeconds in src/oidc/keys.ts)',
+};
 // Routes and CLI commands hold no SQL: they call a service, which calls a store.
 const noSql = [
   { group: ['knex', 'pg'], message: 'routes and CLI commands hold no SQL or transactions: call a domain service', allowTypeImports: true },
-  { group: ['**/store.ts', '**/*-store.ts', '**/db/prepared.ts'], message: 'routes and CLI commands call a domain service, never a store', allowTypeImports: true },
+  {
+    group: ['**/store.ts', '**/*-store.ts', '**/db/prepared.ts'],
+    message: 'routes and CLI commands call a domain service, never a store',
+    allowTypeImports: true,
+  },
 ];
 
 export default tseslint.config(

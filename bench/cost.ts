@@ -69,7 +69,13 @@ export function costBetween(a: CostSample, b: CostSample): Cost {
 export function addCost(a: Cost | undefined, b: Cost): Cost {
   if (!a) return b;
   const add = (x?: number, y?: number) => (x === undefined || y === undefined ? undefined : x + y);
-  return { serverMs: a.serverMs + b.serverMs, pgMs: a.pgMs + b.pgMs, generatorMs: a.generatorMs + b.generatorMs, pgss: add(a.pgss, b.pgss), counted: add(a.counted, b.counted) };
+  return {
+    serverMs: a.serverMs + b.serverMs,
+    pgMs: a.pgMs + b.pgMs,
+    generatorMs: a.generatorMs + b.generatorMs,
+    pgss: add(a.pgss, b.pgss),
+    counted: add(a.counted, b.counted),
+  };
 }
 
 /** The node processes of a server (its own and its cluster workers), not the PostgreSQL it may have started. */
@@ -95,7 +101,13 @@ export async function backendsOf(db: Db): Promise<number[]> {
  */
 export async function pgssCounter(db: Db): Promise<(() => Promise<number>) | undefined> {
   const preload = String((await db.raw('show shared_preload_libraries')).rows[0].shared_preload_libraries);
-  if (!preload.split(',').map((s) => s.trim()).includes('pg_stat_statements')) return undefined;
+  if (
+    !preload
+      .split(',')
+      .map((s) => s.trim())
+      .includes('pg_stat_statements')
+  )
+    return undefined;
   try {
     await db.raw('create extension if not exists pg_stat_statements');
   } catch {

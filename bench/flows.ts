@@ -80,7 +80,13 @@ export async function passwordLogin(t: FlowTarget, user: { id: string; password:
   const code = callback.searchParams.get('code');
   if (!code) throw new Error(`authorization resume: no code (${callback.search})`);
 
-  const token = await t.http.form('/token', { grant_type: 'authorization_code', code, redirect_uri: t.ue.redirectUri, code_verifier: verifier, client_id: t.ue.clientId });
+  const token = await t.http.form('/token', {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: t.ue.redirectUri,
+    code_verifier: verifier,
+    client_id: t.ue.clientId,
+  });
   expectStatus(token, 200, 'code redemption');
   return JSON.parse(token.body) as TokenResponse;
 }
@@ -95,7 +101,11 @@ export async function refresh(t: FlowTarget, refreshToken: string): Promise<Toke
 }
 
 export async function clientCredentials(t: FlowTarget, resource: string, scope: string): Promise<TokenResponse> {
-  const res = await t.http.form('/token', { grant_type: 'client_credentials', resource, scope }, { authorization: basicAuth(t.valServer.clientId, t.valServer.secret) });
+  const res = await t.http.form(
+    '/token',
+    { grant_type: 'client_credentials', resource, scope },
+    { authorization: basicAuth(t.valServer.clientId, t.valServer.secret) },
+  );
   expectStatus(res, 200, 'client_credentials');
   return JSON.parse(res.body) as TokenResponse;
 }

@@ -17,7 +17,14 @@ export class HttpClient {
   request(method: string, path: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { host: this.origin.hostname, port: this.origin.port, method, path, agent: this.#agent, headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) } },
+        {
+          host: this.origin.hostname,
+          port: this.origin.port,
+          method,
+          path,
+          agent: this.#agent,
+          headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let data = '';
           res.setEncoding('utf8');

@@ -7,7 +7,10 @@ import path from 'node:path';
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] };
 type Profile = { nodes: Node[]; samples?: number[]; timeDeltas?: number[]; startTime: number; endTime: number };
 
-export function topOf(dir: string, n = 15): { rows: { name: string; where: string; share: number }[]; idleShare: number; packages: { name: string; share: number }[] } {
+export function topOf(
+  dir: string,
+  n = 15,
+): { rows: { name: string; where: string; share: number }[]; idleShare: number; packages: { name: string; share: number }[] } {
   const self = new Map<string, number>();
   const byPackage = new Map<string, number>();
   let total = 0;
@@ -58,7 +61,10 @@ export function topOf(dir: string, n = 15): { rows: { name: string; where: strin
       const [name, at] = k.split('\u0000') as [string, string];
       return { name, where: at, share: t / busy };
     });
-  const packages = [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, t]) => ({ name, share: t / busy }));
+  const packages = [...byPackage]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, t]) => ({ name, share: t / busy }));
   return { rows, idleShare: idle / total, packages };
 }
 
@@ -75,7 +81,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.met
   const dir = process.argv[2];
   if (!dir) throw new Error('usage: bench/profile-top.ts <dir with .cpuprofile files> [n]');
   const { rows, idleShare, packages } = topOf(dir, Number(process.argv[3] ?? 15));
-  process.stdout.write(`idle ${(idleShare * 100).toFixed(0)} % of the sampled time; shares below are of the busy time\n\n| self % | function | where |\n|---:|---|---|\n`);
+  process.stdout.write(
+    `idle ${(idleShare * 100).toFixed(0)} % of the sampled time; shares below are of the busy time\n\n| self % | function | where |\n|---:|---|---|\n`,
+  );
   for (const r of rows) process.stdout.write(`| ${(r.share * 100).toFixed(1)} | ${r.name} | ${r.where} |\n`);
   process.stdout.write(`\nBy the package or file whose code ran (or called into Node for) the sample:\n\n| self % | package / file |\n|---:|---|\n`);
   for (const r of packages) process.stdout.write(`| ${(r.share * 100).toFixed(1)} | ${r.name} |\n`);

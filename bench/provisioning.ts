@@ -82,7 +82,12 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
 
     const services = Array.from({ length: runs + 1 }, (_, i) => `bench-svc-${i}`);
     const ippServices = Array.from({ length: runs }, (_, i) => `bench-ipp-${i}`);
-    await registerClient(db, idms.provider(), clientMetadata({ clientId: REQUESTER, secret: SECRET, public: false, redirectUris: [], grants: ['client_credentials'], scope: PROVISIONING_SCOPE }), atRestKeys(deriveSecrets(idmsSecret)));
+    await registerClient(
+      db,
+      idms.provider(),
+      clientMetadata({ clientId: REQUESTER, secret: SECRET, public: false, redirectUris: [], grants: ['client_credentials'], scope: PROVISIONING_SCOPE }),
+      atRestKeys(deriveSecrets(idmsSecret)),
+    );
     await insertValServer(db, { requesterIdentity: REQUESTER, clientId: REQUESTER, allowedServiceIds: [...services, ...ippServices] });
     const token = await provisioningToken(issuer, provisioningResource(config));
     // TS 29.549's client: client_credentials with no scope and no resource; the S-IdMS picks ss-ipp as the audience.
@@ -124,7 +129,9 @@ export async function runProvisioningBench(options: ProvisioningBenchOptions = {
     const benchUsers = users * runs - users / 2;
     const sample = () => {
       const n = crypto.randomInt(fillUsers + benchUsers);
-      return n < fillUsers ? `sip:fill-user-${String(n).padStart(8, '0')}@example.org` : `sip:bench-user-${String(n - fillUsers + users / 2).padStart(8, '0')}@example.org`;
+      return n < fillUsers
+        ? `sip:fill-user-${String(n).padStart(8, '0')}@example.org`
+        : `sip:bench-user-${String(n - fillUsers + users / 2).padStart(8, '0')}@example.org`;
     };
     for (let i = 0; i < 200; i++) await servicesOfUser(db, sample()); // warm the pool and the cache
     const times: number[] = [];

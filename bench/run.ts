@@ -19,10 +19,35 @@ import { hashPassword } from '../src/users/passwords.ts';
 import type { BaselineSetup } from './baseline/server.ts';
 import { passwordLogin, RefreshChains } from './flows.ts';
 import { closedLoop, HttpClient, paced, type LoadResult } from './load.ts';
-import { coreScenarios, federationScenarios, JWT_BEARER, OPAQUE, prepareFederation, SKMS, TOKEN_EXCHANGE, VAL_SCOPE, type Scenario, type Target, type TargetName } from './scenarios.ts';
+import {
+  coreScenarios,
+  federationScenarios,
+  JWT_BEARER,
+  OPAQUE,
+  prepareFederation,
+  SKMS,
+  TOKEN_EXCHANGE,
+  VAL_SCOPE,
+  type Scenario,
+  type Target,
+  type TargetName,
+} from './scenarios.ts';
 import { cliOk, freePort, memoryOf, processTree, ROOT, startProcess, type ProcessMemory } from './servers.ts';
 import { runProvisioningBench } from './provisioning.ts';
-import { addCost, backendsOf, costBetween, nodePids, pgssByStatement, pgssCounter, postmasterTree, sample, scrapeStatements, statementDelta, type Cost, type CostProbe } from './cost.ts';
+import {
+  addCost,
+  backendsOf,
+  costBetween,
+  nodePids,
+  pgssByStatement,
+  pgssCounter,
+  postmasterTree,
+  sample,
+  scrapeStatements,
+  statementDelta,
+  type Cost,
+  type CostProbe,
+} from './cost.ts';
 
 const env = process.env;
 const num = (name: string, fallback: number) => (env[name] ? Number(env[name]) : fallback);
@@ -61,7 +86,9 @@ async function main(): Promise<void> {
     // pg_stat_statements, which needs a server start with shared_preload_libraries.
     const pgDataDir = path.join(tmp, 'data', 'pg');
     if (!database) {
-      const embedded = await openEmbeddedDatabase(path.join(tmp, 'data'), log, { postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_utility=on'] });
+      const embedded = await openEmbeddedDatabase(path.join(tmp, 'data'), log, {
+        postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_utility=on'],
+      });
       cleanups.unshift(() => embedded.release());
     }
     const metricsPort = await freePort();
@@ -80,7 +107,12 @@ async function main(): Promise<void> {
       IDMS_METRICS_PORT: String(metricsPort),
       ...(database ? { IDMS_DATABASE_URL: database } : {}),
       // Experiments: BENCH_SERVER_ENV="IDMS_LOG_LEVEL=warn IDMS_DB_POOL_MAX=4" reaches the seal-idms processes only.
-      ...Object.fromEntries((env.BENCH_SERVER_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+      ...Object.fromEntries(
+        (env.BENCH_SERVER_ENV ?? '')
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      ),
     };
     const profile = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(env.BENCH_CPU_PROF)}`] : [];
     log(`starting seal-idms (${WORKERS} workers, ${database ? 'external PostgreSQL' : 'embedded PostgreSQL'})`);
@@ -110,8 +142,23 @@ async function main(): Promise<void> {
     if (!federation.tokenExchange || !federation.jwtBearer) log('the server does not advertise token exchange / JWT bearer: those flows are left out');
     const ue = { clientId: 'bench-ue', redirectUri: 'http://127.0.0.1:9/cb' };
     const valServer = { clientId: 'bench-val-server', secret: crypto.randomBytes(24).toString('hex') };
-    const ueGrants = ['authorization_code', 'refresh_token', ...(federation.tokenExchange ? [TOKEN_EXCHANGE] : []), ...(federation.jwtBearer ? [JWT_BEARER] : [])];
-    await cliOk(idmsEnv, ['client', 'add', ue.clientId, '--public', '--redirect-uri', ue.redirectUri, '--name', 'Benchmark VAL client', ...ueGrants.flatMap((g) => ['--grant', g])]);
+    const ueGrants = [
+      'authorization_code',
+      'refresh_token',
+      ...(federation.tokenExchange ? [TOKEN_EXCHANGE] : []),
+      ...(federation.jwtBearer ? [JWT_BEARER] : []),
+    ];
+    await cliOk(idmsEnv, [
+      'client',
+      'add',
+      ue.clientId,
+      '--public',
+      '--redirect-uri',
+      ue.redirectUri,
+      '--name',
+      'Benchmark VAL client',
+      ...ueGrants.flatMap((g) => ['--grant', g]),
+    ]);
     await cliOk(idmsEnv, ['client', 'add', valServer.clientId, '--secret', valServer.secret, '--grant', 'client_credentials']);
     await cliOk(idmsEnv, ['resource', 'add', SKMS, '--scope', VAL_SCOPE]);
 
@@ -119,7 +166,11 @@ async function main(): Promise<void> {
     const monitor = createKnex(serverUrl, { max: 1 });
     cleanups.unshift(() => monitor.destroy());
     const pgss = await pgssCounter(monitor);
-    log(pgss ? 'statements per request from pg_stat_statements and the server counter' : 'pg_stat_statements not preloaded by this PostgreSQL: statements per request from the server counter (idms_db_statements_total)');
+    log(
+      pgss
+        ? 'statements per request from pg_stat_statements and the server counter'
+        : 'pg_stat_statements not preloaded by this PostgreSQL: statements per request from the server counter (idms_db_statements_total)',
+    );
     const probes = new Map<TargetName, CostProbe>();
     probes.set('seal-idms', {
       serverPids: () => nodePids(ours.child.pid!),
@@ -129,7 +180,17 @@ async function main(): Promise<void> {
     });
 
     const targets: Target[] = [];
-    targets.push({ name: 'seal-idms', issuer: origin, server: ours, http: new HttpClient(origin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: SKMS });
+    targets.push({
+      name: 'seal-idms',
+      issuer: origin,
+      server: ours,
+      http: new HttpClient(origin, CONCURRENCY),
+      ue,
+      valServer,
+      users,
+      chains: new RefreshChains([]),
+      introspectionResource: SKMS,
+    });
 
     if (env.BENCH_NO_BASELINE !== '1') {
       const clientsDb = await openDatabase(config, { migrate: false, poolMax: 1 });
@@ -139,7 +200,9 @@ async function main(): Promise<void> {
       const setup: BaselineSetup = {
         issuer: baseOrigin,
         // Stored client records hold a hash of the secret (src/oidc/at-rest.ts): the baseline gets the secret itself.
-        clients: (clients as Record<string, unknown>[]).map(({ client_secret_hash: _hash, ...c }) => (c.client_id === valServer.clientId ? { ...c, client_secret: valServer.secret } : c)),
+        clients: (clients as Record<string, unknown>[]).map(({ client_secret_hash: _hash, ...c }) =>
+          c.client_id === valServer.clientId ? { ...c, client_secret: valServer.secret } : c,
+        ),
         users: Object.fromEntries(users.map((u) => [u.id, passwordHash])),
         services,
         resources: { 'urn:3gpp:seal': VAL_SCOPE, [SKMS]: VAL_SCOPE, [OPAQUE]: VAL_SCOPE },
@@ -149,10 +212,32 @@ async function main(): Promise<void> {
         partnerJwks: federation.partnerJwks as BaselineSetup['partnerJwks'],
       };
       log('starting the baseline (bare oidc-provider, in-memory, one process)');
-      const baseline = await startProcess('baseline', ['bench/baseline/server.ts'], { ...idmsEnv, BASELINE_PORT: String(basePort), BASELINE_SETUP: JSON.stringify(setup) }, baseOrigin, '/.well-known/openid-configuration', path.join(tmp, 'baseline.log'));
+      const baseline = await startProcess(
+        'baseline',
+        ['bench/baseline/server.ts'],
+        { ...idmsEnv, BASELINE_PORT: String(basePort), BASELINE_SETUP: JSON.stringify(setup) },
+        baseOrigin,
+        '/.well-known/openid-configuration',
+        path.join(tmp, 'baseline.log'),
+      );
       cleanups.unshift(() => baseline.stop());
-      probes.set('baseline', { serverPids: () => processTree(baseline.child.pid!), pgPids: async () => [], pgssStatements: async () => undefined, serverStatements: async () => undefined });
-      targets.push({ name: 'baseline', issuer: baseOrigin, server: baseline, http: new HttpClient(baseOrigin, CONCURRENCY), ue, valServer, users, chains: new RefreshChains([]), introspectionResource: OPAQUE });
+      probes.set('baseline', {
+        serverPids: () => processTree(baseline.child.pid!),
+        pgPids: async () => [],
+        pgssStatements: async () => undefined,
+        serverStatements: async () => undefined,
+      });
+      targets.push({
+        name: 'baseline',
+        issuer: baseOrigin,
+        server: baseline,
+        http: new HttpClient(baseOrigin, CONCURRENCY),
+        ue,
+        valServer,
+        users,
+        chains: new RefreshChains([]),
+        introspectionResource: OPAQUE,
+      });
     }
 
     // Refresh chains: each starts with a real login asking for offline_access.
@@ -208,7 +293,9 @@ async function main(): Promise<void> {
             if (listed) c.statements = statementDelta(listed, await pgssByStatement(monitor), c.statements);
             c.ok += res.ok;
             runs.get(t.name)!.push(res);
-            log(`${s.key} ${t.name} run ${r + 1}: ${res.rate.toFixed(0)}/s p50 ${res.p50.toFixed(1)} ms p99 ${res.p99.toFixed(1)} ms errors ${res.errors}${res.errors ? ` (${res.errorSamples[0]})` : ''}`);
+            log(
+              `${s.key} ${t.name} run ${r + 1}: ${res.rate.toFixed(0)}/s p50 ${res.p50.toFixed(1)} ms p99 ${res.p99.toFixed(1)} ms errors ${res.errors}${res.errors ? ` (${res.errorSamples[0]})` : ''}`,
+            );
           });
         }
       }
@@ -220,25 +307,52 @@ async function main(): Promise<void> {
           continue;
         }
         const median = [...list].sort((a, b) => a.rate - b.rate)[Math.floor(list.length / 2)]!;
-        const outcome: Outcome = { runs: list, median, error: failed.get(t.name), cost: costs.get(t.name)!.cost, costOk: costs.get(t.name)!.ok, statements: costs.get(t.name)!.statements };
+        const outcome: Outcome = {
+          runs: list,
+          median,
+          error: failed.get(t.name),
+          cost: costs.get(t.name)!.cost,
+          costOk: costs.get(t.name)!.ok,
+          statements: costs.get(t.name)!.statements,
+        };
         byTarget.set(t.name, outcome);
         await attempt(t, async () => {
           await s.prepare?.(t);
           const rate = Math.max(1, median.rate / 2);
           outcome.half = await paced(s.op(t), { rate, seconds: SECONDS, maxInFlight: s.concurrency * 8 });
-          log(`${s.key} ${t.name} at ${rate.toFixed(0)}/s (half max): p50 ${outcome.half.p50.toFixed(1)} ms p99 ${outcome.half.p99.toFixed(1)} ms errors ${outcome.half.errors}`);
+          log(
+            `${s.key} ${t.name} at ${rate.toFixed(0)}/s (half max): p50 ${outcome.half.p50.toFixed(1)} ms p99 ${outcome.half.p99.toFixed(1)} ms errors ${outcome.half.errors}`,
+          );
         });
       }
     }
 
     const memory = new Map<TargetName, LabelledMemory[]>(targets.map((t) => [t.name, labelled(t.server.child.pid!)]));
     // The embedded PostgreSQL is the bench's child, not seal-idms': its processes are listed with seal-idms.
-    if (!database) memory.get('seal-idms')!.push(...memoryOf(postmasterTree(pgDataDir)).map((p) => ({ ...p, label: `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}` })));
+    if (!database)
+      memory
+        .get('seal-idms')!
+        .push(
+          ...memoryOf(postmasterTree(pgDataDir)).map((p) => ({
+            ...p,
+            label: `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}`,
+          })),
+        );
     const provisioning = await provisioningBench(serverUrl, log);
     for (const t of targets) t.http.close();
 
     const load = os.loadavg();
-    const report = renderReport({ scenarios, results, memory, pgVersion, external: Boolean(database), pgss: Boolean(pgss), provisioning, elapsed: (Date.now() - started) / 1000, load });
+    const report = renderReport({
+      scenarios,
+      results,
+      memory,
+      pgVersion,
+      external: Boolean(database),
+      pgss: Boolean(pgss),
+      provisioning,
+      elapsed: (Date.now() - started) / 1000,
+      load,
+    });
     process.stdout.write(report.table + '\n');
     if (!env.BENCH_NO_WRITE) await fs.writeFile(path.join(ROOT, 'bench', 'RESULTS.md'), report.markdown);
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s${env.BENCH_NO_WRITE ? '' : '; wrote bench/RESULTS.md'}`);
@@ -309,26 +423,60 @@ type ReportInput = {
 function renderReport(input: ReportInput): { table: string; markdown: string } {
   const f0 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(0));
   const f1 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(1));
-  const header = ['flow', 'seal-idms /s', 'p50 ms', 'p99 ms', 'errors', 'p99 @½ max', 'baseline /s', 'p50 ms', 'p99 ms', 'errors', 'p99 @½ max', 'ours/baseline', 'target'];
+  const header = [
+    'flow',
+    'seal-idms /s',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'p99 @½ max',
+    'baseline /s',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'p99 @½ max',
+    'ours/baseline',
+    'target',
+  ];
   const rows: string[][] = [];
   for (const s of input.scenarios) {
     const r = input.results.get(s.key)!;
     const o = r.get('seal-idms');
     const b = r.get('baseline');
     const cells = (x: Outcome | undefined) =>
-      x ? (x.runs.length ? [f0(x.median.rate), f1(x.median.p50), f1(x.median.p99), String(x.runs.reduce((n, run) => n + run.errors, 0)), f1(x.half?.p99)] : ['failed', '', '', '', '']) : ['—', '', '', '', ''];
+      x
+        ? x.runs.length
+          ? [f0(x.median.rate), f1(x.median.p50), f1(x.median.p99), String(x.runs.reduce((n, run) => n + run.errors, 0)), f1(x.half?.p99)]
+          : ['failed', '', '', '', '']
+        : ['—', '', '', '', ''];
     const ratio = o?.runs.length && b?.runs.length ? (o.median.rate / b.median.rate).toFixed(2) : '—';
     rows.push([s.key, ...cells(o), ...cells(b), ratio, s.goal ?? '']);
   }
   // Cost per request: statements and CPU of each process group, over all measured runs of the flow.
-  const costHeader = ['flow', 'server', 'stmts/req (pg_stat_statements)', 'stmts/req (server counter)', 'CPU ms/req server', 'CPU ms/req PostgreSQL', 'CPU ms/req load gen'];
+  const costHeader = [
+    'flow',
+    'server',
+    'stmts/req (pg_stat_statements)',
+    'stmts/req (server counter)',
+    'CPU ms/req server',
+    'CPU ms/req PostgreSQL',
+    'CPU ms/req load gen',
+  ];
   const costRows: string[][] = [];
   const f2 = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(2));
   for (const s of input.scenarios) {
     for (const [name, o] of input.results.get(s.key)!) {
       if (!o.cost || !o.costOk) continue;
       const per = (x: number | undefined) => (x === undefined ? undefined : x / o.costOk!);
-      costRows.push([s.key, name, name === 'baseline' ? '—' : f2(per(o.cost.pgss)), name === 'baseline' ? '—' : f2(per(o.cost.counted)), f2(per(o.cost.serverMs)), name === 'baseline' ? '—' : f2(per(o.cost.pgMs)), f2(per(o.cost.generatorMs))]);
+      costRows.push([
+        s.key,
+        name,
+        name === 'baseline' ? '—' : f2(per(o.cost.pgss)),
+        name === 'baseline' ? '—' : f2(per(o.cost.counted)),
+        f2(per(o.cost.serverMs)),
+        name === 'baseline' ? '—' : f2(per(o.cost.pgMs)),
+        f2(per(o.cost.generatorMs)),
+      ]);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -343,17 +491,32 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
   md.push(`Written by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString()}${QUICK ? ' — **BENCH_QUICK smoke run, not a measurement**' : ''}.`, '');
   md.push(`- Machine: ${os.availableParallelism()} CPUs (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`);
   md.push(`- Node ${process.version}; PostgreSQL ${input.pgVersion} (${input.external ? 'external server' : 'embedded, same machine'})`);
-  md.push(`- seal-idms: \`serve\` with NODE_ENV=production, IDMS_WORKERS=${WORKERS}; baseline: bare oidc-provider, in-memory adapter, one process (bench/baseline/server.ts)`);
-  md.push(`- Load: closed loop on loopback from one Node process (bench/load.ts), keep-alive, concurrency ${CONCURRENCY} (logins ${LOGIN_CONCURRENCY}); ${RUNS} runs of ${SECONDS} s per flow and server, interleaved; figures are the median run. "p99 @½ max" is an open-loop run at half the median max rate, latency counted from each request's scheduled start.`);
-  md.push(`- Everything (load generator, servers, PostgreSQL) shares the same ${os.availableParallelism()} CPUs; the ratio to the baseline is the figure that holds on a noisy machine.`);
+  md.push(
+    `- seal-idms: \`serve\` with NODE_ENV=production, IDMS_WORKERS=${WORKERS}; baseline: bare oidc-provider, in-memory adapter, one process (bench/baseline/server.ts)`,
+  );
+  md.push(
+    `- Load: closed loop on loopback from one Node process (bench/load.ts), keep-alive, concurrency ${CONCURRENCY} (logins ${LOGIN_CONCURRENCY}); ${RUNS} runs of ${SECONDS} s per flow and server, interleaved; figures are the median run. "p99 @½ max" is an open-loop run at half the median max rate, latency counted from each request's scheduled start.`,
+  );
+  md.push(
+    `- Everything (load generator, servers, PostgreSQL) shares the same ${os.availableParallelism()} CPUs; the ratio to the baseline is the figure that holds on a noisy machine.`,
+  );
   md.push(`- Load average at the end (1, 5, 15 min): ${input.load.map((x) => x.toFixed(2)).join(', ')}.`);
   md.push(`- Whole run: ${input.elapsed.toFixed(0)} s.`, '');
   md.push('| flow | seal-idms /s | p50 ms | p99 ms | errors | p99 @½ max | baseline /s | p50 ms | p99 ms | errors | p99 @½ max | ours / baseline | target |');
   md.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) md.push(`| ${r.join(' | ')} |`);
   md.push('', '## Cost per request', '');
-  md.push(`Over all measured closed-loop runs. Statements: ${input.pgss ? 'pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed\'s once-a-second NOTIFY included)' : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes, ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`, '');
-  md.push(`| ${costHeader.join(' | ')} |`, `|---|---|${costHeader.slice(2).map(() => '---:').join('|')}|`);
+  md.push(
+    `Over all measured closed-loop runs. Statements: ${input.pgss ? "pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed's once-a-second NOTIFY included)" : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes, ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`,
+    '',
+  );
+  md.push(
+    `| ${costHeader.join(' | ')} |`,
+    `|---|---|${costHeader
+      .slice(2)
+      .map(() => '---:')
+      .join('|')}|`,
+  );
   for (const r of costRows) md.push(`| ${r.join(' | ')} |`);
   md.push('', '<details><summary>Statements per request of each flow (pg_stat_statements, seal-idms runs)</summary>', '');
   for (const s of input.scenarios) {
@@ -368,13 +531,21 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
   md.push('</details>', '', '## Flows', '');
   for (const s of input.scenarios) {
     const r = input.results.get(s.key)!;
-    const runs = [...r].map(([name, o]) => `${name}: ${o.runs.map((x) => x.rate.toFixed(0)).join(', ') || 'failed'}${o.error ? ` (error: ${o.error.slice(0, 200)})` : ''}`).join('; ');
-    const samples = [...r].flatMap(([name, o]) => o.runs.flatMap((x) => x.errorSamples).slice(0, 2).map((e) => `${name}: ${e}`));
+    const runs = [...r]
+      .map(([name, o]) => `${name}: ${o.runs.map((x) => x.rate.toFixed(0)).join(', ') || 'failed'}${o.error ? ` (error: ${o.error.slice(0, 200)})` : ''}`)
+      .join('; ');
+    const samples = [...r].flatMap(([name, o]) =>
+      o.runs
+        .flatMap((x) => x.errorSamples)
+        .slice(0, 2)
+        .map((e) => `${name}: ${e}`),
+    );
     md.push(`- **${s.key}** — ${s.title}. Runs (/s): ${runs}.${samples.length ? ` Error samples: ${samples.join(' · ')}` : ''}`);
   }
   md.push('', '## Peak memory (VmHWM) per process', '', '| server | process | peak RSS MB | RSS at end MB |', '|---|---|---:|---:|');
   for (const [name, procs] of input.memory) {
-    for (const p of procs.filter((x) => !x.label.startsWith('PostgreSQL'))) md.push(`| ${name} | ${p.label} | ${p.peakRssMb.toFixed(0)} | ${p.rssMb.toFixed(0)} |`);
+    for (const p of procs.filter((x) => !x.label.startsWith('PostgreSQL')))
+      md.push(`| ${name} | ${p.label} | ${p.peakRssMb.toFixed(0)} | ${p.rssMb.toFixed(0)} |`);
     const pg = procs.filter((x) => x.label.startsWith('PostgreSQL'));
     if (pg.length) {
       const peak = Math.max(...pg.map((x) => x.peakRssMb));

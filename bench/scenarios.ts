@@ -90,7 +90,10 @@ export function coreScenarios(options: { concurrency: number; loginConcurrency: 
       goal: '≥ 4,000/s',
       prepare: async (t) => {
         const tokens = await Promise.all(Array.from({ length: 32 }, () => clientCredentials(t, t.introspectionResource, VAL_SCOPE)));
-        introspectionTokens.set(t.name, tokens.map((r) => r.access_token));
+        introspectionTokens.set(
+          t.name,
+          tokens.map((r) => r.access_token),
+        );
       },
       op: (t) => async () => {
         await introspect(t, pick(introspectionTokens.get(t.name)!));
@@ -179,7 +182,13 @@ export function federationScenarios(f: Federation, options: { concurrency: numbe
       goal: '≥ 800/s',
       op: (t) => async (restartClock) => {
         // Minted by the client side (the home S-IdMS's work), so not part of the measured latency.
-        const { token } = await mintSecurityToken(f.partnerKey, { issuer: f.partnerIssuer, partner: t.issuer, clientId: t.ue.clientId, valUserId: pick(t.users).id, lifetime: 60 });
+        const { token } = await mintSecurityToken(f.partnerKey, {
+          issuer: f.partnerIssuer,
+          partner: t.issuer,
+          clientId: t.ue.clientId,
+          valUserId: pick(t.users).id,
+          lifetime: 60,
+        });
         restartClock();
         const res = await t.http.form('/token', { grant_type: JWT_BEARER, client_id: t.ue.clientId, assertion: token });
         expectStatus(res, 200, 'jwt-bearer');

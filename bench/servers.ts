@@ -32,7 +32,14 @@ export function freePort(): Promise<number> {
  * Spawns a Node process and waits until `ready` answers 200. Its output goes to `logFile`, as an operator's
  * would: read through a pipe by this process, the access log would cost the load generator CPU time.
  */
-export async function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, origin: string, readyPath: string, logFile: string): Promise<ServerProcess> {
+export async function startProcess(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  origin: string,
+  readyPath: string,
+  logFile: string,
+): Promise<ServerProcess> {
   const fd = fs.openSync(logFile, 'a');
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);

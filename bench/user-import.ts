@@ -83,19 +83,25 @@ async function main(): Promise<void> {
     results.push(await measure(adminUrl, dir, 'hash', USERS));
     if (PASSWORD_USERS > 0) results.push(await measure(adminUrl, dir, 'password', PASSWORD_USERS));
 
-    console.log(`user import on ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.availableParallelism()} (hash workers: ${WORKERS}), PostgreSQL ${embedded ? 'embedded' : 'server'}`);
+    console.log(
+      `user import on ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.availableParallelism()} (hash workers: ${WORKERS}), PostgreSQL ${embedded ? 'embedded' : 'server'}`,
+    );
     console.log('');
     console.log('| rows | users | CSV | time | rows/s | 1,000,000 users |');
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of results) {
       const label = r.kind === 'password' ? 'plain passwords (argon2id in the pool)' : 'pre-hashed (stored as they are)';
-      console.log(`| ${label} | ${r.count.toLocaleString('en-US')} | ${r.megabytes.toFixed(1)} MB | ${r.seconds.toFixed(1)} s | ${Math.round(r.rate).toLocaleString('en-US')} | ${duration(MILLION / r.rate)} |`);
+      console.log(
+        `| ${label} | ${r.count.toLocaleString('en-US')} | ${r.megabytes.toFixed(1)} MB | ${r.seconds.toFixed(1)} s | ${Math.round(r.rate).toLocaleString('en-US')} | ${duration(MILLION / r.rate)} |`,
+      );
     }
     const pw = results.find((r) => r.kind === 'password');
     if (pw) {
       const perCore = pw.rate / WORKERS;
       console.log('');
-      console.log(`argon2id (m=19 MiB, t=2, p=1): ${perCore.toFixed(0)} hashes/s per core; 1,000,000 users with passwords ≈ ${duration(MILLION / perCore / 16)} on 16 cores, ${duration(MILLION / perCore / 64)} on 64.`);
+      console.log(
+        `argon2id (m=19 MiB, t=2, p=1): ${perCore.toFixed(0)} hashes/s per core; 1,000,000 users with passwords ≈ ${duration(MILLION / perCore / 16)} on 16 cores, ${duration(MILLION / perCore / 64)} on 64.`,
+      );
     }
   } finally {
     await embedded?.release();

@@ -99,7 +99,17 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const table of ['audit_events', 'partners', 'resource_servers', 'signing_keys', 'oidc_payloads', 'val_service_users', 'val_servers', 'login_attempts', 'val_users']) {
+  for (const table of [
+    'audit_events',
+    'partners',
+    'resource_servers',
+    'signing_keys',
+    'oidc_payloads',
+    'val_service_users',
+    'val_servers',
+    'login_attempts',
+    'val_users',
+  ]) {
     await knex.schema.dropTableIfExists(table);
   }
 }

@@ -4,9 +4,7 @@ import type { Knex } from 'knex';
 
 export async function up(knex: Knex): Promise<void> {
   // findPartnerByTokenEndpoint: where policy->>'token_endpoint' = ?
-  await knex.raw(
-    `create unique index partners_token_endpoint_idx on partners ((policy->>'token_endpoint')) where (policy->>'token_endpoint') is not null`,
-  );
+  await knex.raw(`create unique index partners_token_endpoint_idx on partners ((policy->>'token_endpoint')) where (policy->>'token_endpoint') is not null`);
 }
 
 export async function down(knex: Knex): Promise<void> {

@@ -22,12 +22,16 @@ export async function up(knex: Knex): Promise<void> {
   // configurations of one VAL server, so the configuration joins the key (NULLS NOT DISTINCT: PostgreSQL 15+).
   await knex.raw('alter table val_service_users add column conf_id text references val_service_configurations (conf_id) on delete cascade');
   await knex.raw('alter table val_service_users drop constraint val_service_users_pkey');
-  await knex.raw('alter table val_service_users add constraint val_service_users_key unique nulls not distinct (val_service_id, provisioned_by, val_user_id, conf_id)');
+  await knex.raw(
+    'alter table val_service_users add constraint val_service_users_key unique nulls not distinct (val_service_id, provisioned_by, val_user_id, conf_id)',
+  );
   // A configuration's own pairs: GET, PUT/PATCH replace, DELETE (and the cascade).
   await knex.raw('create index val_service_users_conf_idx on val_service_users (conf_id, val_service_id) where conf_id is not null');
 
   // What each VAL server provisioned before configurations existed becomes its compatibility configuration.
-  const owners = (await knex('val_service_users').distinct('provisioned_by').whereIn('provisioned_by', knex('val_servers').select('requester_identity'))).map((r: { provisioned_by: string }) => r.provisioned_by);
+  const owners = (await knex('val_service_users').distinct('provisioned_by').whereIn('provisioned_by', knex('val_servers').select('requester_identity'))).map(
+    (r: { provisioned_by: string }) => r.provisioned_by,
+  );
   for (const owner of owners) {
     const confId = crypto.randomBytes(16).toString('base64url');
     await knex('val_service_configurations').insert({ conf_id: confId, owner, compatibility: true });

@@ -11,8 +11,14 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
-  await knex.raw('delete from val_service_users v where v.conf_id is not null and not exists (select 1 from val_service_configurations c where c.conf_id = v.conf_id)');
+  await knex.raw(
+    'delete from val_service_users v where v.conf_id is not null and not exists (select 1 from val_service_configurations c where c.conf_id = v.conf_id)',
+  );
   await knex.raw('delete from val_service_ues e where not exists (select 1 from val_service_configurations c where c.conf_id = e.conf_id)');
-  await knex.raw('alter table val_service_users add constraint val_service_users_conf_id_fkey foreign key (conf_id) references val_service_configurations (conf_id) on delete cascade');
-  await knex.raw('alter table val_service_ues add constraint val_service_ues_conf_id_foreign foreign key (conf_id) references val_service_configurations (conf_id) on delete cascade');
+  await knex.raw(
+    'alter table val_service_users add constraint val_service_users_conf_id_fkey foreign key (conf_id) references val_service_configurations (conf_id) on delete cascade',
+  );
+  await knex.raw(
+    'alter table val_service_ues add constraint val_service_ues_conf_id_foreign foreign key (conf_id) references val_service_configurations (conf_id) on delete cascade',
+  );
 }

@@ -100,7 +100,16 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.use(requestLog(logger, metrics.httpRequest));
   app.use(pageErrors(log, config));
   app.use(systemRoutes(db, live.keysLoaded).routes());
-  app.use(interactionRoutes({ db, csrfKey: secrets.csrfKey, loginIdKey: secrets.loginIdKey, provider: () => live.current().provider, throttle: options.throttle, site: config }).routes());
+  app.use(
+    interactionRoutes({
+      db,
+      csrfKey: secrets.csrfKey,
+      loginIdKey: secrets.loginIdKey,
+      provider: () => live.current().provider,
+      throttle: options.throttle,
+      site: config,
+    }).routes(),
+  );
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
   const apiDeps: ApiDeps = { config, db, caches, verifyAccessToken: (token) => live.current().verifyAccessToken(token), log };
   for (const api of apis) app.use(api(apiDeps));

@@ -34,7 +34,10 @@ test('expired payloads are not found, and the sweeper removes them', async () =>
   const tokens = adapter('RefreshToken');
   await tokens.upsert('old', { grantId: 'g2' }, 1);
   const id = storageKey(keys, 'old');
-  await database.db('oidc_payloads').where({ id }).update({ expires_at: database.db.raw("now() - interval '1 second'") });
+  await database
+    .db('oidc_payloads')
+    .where({ id })
+    .update({ expires_at: database.db.raw("now() - interval '1 second'") });
   expect(await tokens.find('old')).toBeUndefined();
   expect(await sweepExpiredPayloads(database.db)).toBeGreaterThanOrEqual(1);
   expect(await database.db('oidc_payloads').where({ id }).first()).toBeUndefined();
@@ -65,7 +68,7 @@ test('findByUid and findByUserCode use their columns; the id comes back with the
   expect(await devices.findByUserCode('ABCD-EFGX')).toBeUndefined();
 });
 
-test('revokeByGrantId deletes only that grant\'s records of that model; destroy deletes one', async () => {
+test("revokeByGrantId deletes only that grant's records of that model; destroy deletes one", async () => {
   const tokens = adapter('AccessToken');
   const codes = adapter('AuthorizationCode');
   await tokens.upsert('t1', { grantId: 'gx' }, 60);
@@ -112,11 +115,15 @@ describe('single use (RFC 9700 §4.14.2, RFC 6749 §4.1.2)', () => {
 describe('at rest (issue 10 item 5)', () => {
   test('a bearer record is keyed by the HMAC of its value; no column holds the value', async () => {
     await adapter('RefreshToken').upsert('rt-secret-value', { jti: 'rt-secret-value', grantId: 'g9', sessionUid: 'u9' }, 60);
-    await adapter('Interaction').upsert('int-secret-value', {
-      jti: 'int-secret-value',
-      returnTo: 'http://127.0.0.1/auth/int-secret-value',
-      session: { accountId: 'alice', uid: 'u9', cookie: 'session-cookie-value' },
-    }, 60);
+    await adapter('Interaction').upsert(
+      'int-secret-value',
+      {
+        jti: 'int-secret-value',
+        returnTo: 'http://127.0.0.1/auth/int-secret-value',
+        session: { accountId: 'alice', uid: 'u9', cookie: 'session-cookie-value' },
+      },
+      60,
+    );
     const dump = JSON.stringify(await rows());
     for (const secret of ['rt-secret-value', 'int-secret-value', 'session-cookie-value']) expect(dump).not.toContain(secret);
     expect(await adapter('Interaction').find('int-secret-value')).toEqual({
@@ -128,7 +135,11 @@ describe('at rest (issue 10 item 5)', () => {
 
   test('a client secret is stored as a keyed hash; a client_secret_jwt secret sealed and opened on read', async () => {
     await adapter('Client').upsert('hashed-client', { client_id: 'hashed-client', client_secret: 'plain-secret-1' } as never);
-    await adapter('Client').upsert('jwt-client', { client_id: 'jwt-client', client_secret: 'plain-secret-2', token_endpoint_auth_method: 'client_secret_jwt' } as never);
+    await adapter('Client').upsert('jwt-client', {
+      client_id: 'jwt-client',
+      client_secret: 'plain-secret-2',
+      token_endpoint_auth_method: 'client_secret_jwt',
+    } as never);
     const dump = JSON.stringify(await rows());
     expect(dump).not.toContain('plain-secret-1');
     expect(dump).not.toContain('plain-secret-2');
@@ -138,8 +149,20 @@ describe('at rest (issue 10 item 5)', () => {
 
   test('rows in the plain format are converted once, and found by their value afterwards', async () => {
     await database.db('oidc_payloads').insert([
-      { kind: 'RefreshToken', id: 'legacy-rt', payload: { jti: 'legacy-rt', grantId: 'gl' }, grant_id: 'gl', expires_at: database.db.raw("now() + interval '1 hour'") },
-      { kind: 'DeviceCode', id: 'legacy-dc', payload: { jti: 'legacy-dc', userCode: 'WXYZ-0000' }, user_code: 'WXYZ-0000', expires_at: database.db.raw("now() + interval '1 hour'") },
+      {
+        kind: 'RefreshToken',
+        id: 'legacy-rt',
+        payload: { jti: 'legacy-rt', grantId: 'gl' },
+        grant_id: 'gl',
+        expires_at: database.db.raw("now() + interval '1 hour'"),
+      },
+      {
+        kind: 'DeviceCode',
+        id: 'legacy-dc',
+        payload: { jti: 'legacy-dc', userCode: 'WXYZ-0000' },
+        user_code: 'WXYZ-0000',
+        expires_at: database.db.raw("now() + interval '1 hour'"),
+      },
       { kind: 'Client', id: 'legacy-client', payload: { client_id: 'legacy-client', client_secret: 'legacy-secret' } },
     ]);
     expect(await adapter('RefreshToken').find('legacy-rt')).toBeUndefined();

@@ -17,7 +17,11 @@ beforeAll(async () => {
   await cliOk(server.env, ['client', 'add', 'bench-ue', '--public', '--redirect-uri', 'http://127.0.0.1:9/cb']);
   await cliOk(server.env, ['client', 'add', 'bench-vs', '--secret', 'bench-vs-secret-0123', '--grant', 'client_credentials']);
   await cliOk(server.env, ['resource', 'add', 'https://skms.bench.example', '--scope', '3gpp:seal:val_service']);
-  target = { http: new HttpClient(server.issuer, 4), ue: { clientId: 'bench-ue', redirectUri: 'http://127.0.0.1:9/cb' }, valServer: { clientId: 'bench-vs', secret: 'bench-vs-secret-0123' } };
+  target = {
+    http: new HttpClient(server.issuer, 4),
+    ue: { clientId: 'bench-ue', redirectUri: 'http://127.0.0.1:9/cb' },
+    valServer: { clientId: 'bench-vs', secret: 'bench-vs-secret-0123' },
+  };
 });
 
 afterAll(async () => {
@@ -27,7 +31,11 @@ afterAll(async () => {
 });
 
 test('a closed loop of client_credentials grants succeeds, stops at maxCount and reports latencies', async () => {
-  const res = await closedLoop(async () => void (await clientCredentials(target, 'https://skms.bench.example', '3gpp:seal:val_service')), { concurrency: 4, seconds: 1, maxCount: 200 });
+  const res = await closedLoop(async () => void (await clientCredentials(target, 'https://skms.bench.example', '3gpp:seal:val_service')), {
+    concurrency: 4,
+    seconds: 1,
+    maxCount: 200,
+  });
   expect(res.errors).toBe(0);
   expect(res.ok).toBeGreaterThan(0);
   expect(res.ok).toBeLessThanOrEqual(200);
@@ -46,13 +54,20 @@ test('the login flow yields a refresh chain that rotates, and its access tokens 
 });
 
 test('a wrong password is an error the generator counts, not a success', async () => {
-  const res = await closedLoop(async () => void (await passwordLogin(target, { id: 'bench-user', password: 'wrong-password' }, 'openid')), { concurrency: 1, seconds: 1, maxCount: 1 });
+  const res = await closedLoop(async () => void (await passwordLogin(target, { id: 'bench-user', password: 'wrong-password' }, 'openid')), {
+    concurrency: 1,
+    seconds: 1,
+    maxCount: 1,
+  });
   expect(res).toMatchObject({ ok: 0, errors: 1 });
   expect(res.errorSamples[0]).toMatch(/login form: HTTP 400/);
 });
 
 test('a paced run issues the scheduled number of requests', async () => {
-  const res = await paced(async () => void (await clientCredentials(target, 'https://skms.bench.example', '3gpp:seal:val_service')), { rate: 40, seconds: 0.5 });
+  const res = await paced(async () => void (await clientCredentials(target, 'https://skms.bench.example', '3gpp:seal:val_service')), {
+    rate: 40,
+    seconds: 0.5,
+  });
   expect(res.ok + res.errors).toBe(20);
   expect(res.errors).toBe(0);
 });

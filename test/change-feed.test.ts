@@ -82,10 +82,12 @@ test('caughtUp: once it resolves, every change another session committed before 
 
 test("another session's committed change drops the cache (NOTIFY), a rolled-back one does not", async () => {
   await scopeOf('https://skms.example');
-  await other.transaction(async (trx) => {
-    await trx('resource_servers').where({ identifier: 'https://skms.example' }).update({ scope: 'rolled-back' });
-    throw new Error('rollback');
-  }).catch(() => {});
+  await other
+    .transaction(async (trx) => {
+      await trx('resource_servers').where({ identifier: 'https://skms.example' }).update({ scope: 'rolled-back' });
+      throw new Error('rollback');
+    })
+    .catch(() => {});
   await other('resource_servers').insert({ identifier: 'https://nobody.example', scope: 'new' });
   await other('resource_servers').where({ identifier: 'https://skms.example' }).update({ scope: 'b' });
   await until('change heard', async () => (await scopeOf('https://skms.example')) === 'b', 1000);

@@ -32,7 +32,10 @@ describe('clients', () => {
     const text = await cliOk(server.env, ['client', 'list']);
     expect(text).toContain('val-ue\tpublic\tauthorization_code,refresh_token\t');
     expect(text).toContain('val-server-1\tconfidential\tclient_credentials\t');
-    const lines = (await cliOk(server.env, ['client', 'list', '--json'])).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = (await cliOk(server.env, ['client', 'list', '--json']))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((c) => c.clientId)).toEqual(['val-server-1', 'val-ue']); // client ID order
     const shown = JSON.parse(await cliOk(server.env, ['client', 'show', 'val-ue', '--json']));
     expect(shown).toEqual({
@@ -53,7 +56,17 @@ describe('clients', () => {
   });
 
   test('update replaces redirect URIs, grants and name (checked like add), read back from the store', async () => {
-    await cliOk(server.env, ['client', 'update', 'val-ue', '--redirect-uri', 'http://127.0.0.1:9000/a', '--redirect-uri', 'http://127.0.0.1:9000/b', '--name', 'Renamed']);
+    await cliOk(server.env, [
+      'client',
+      'update',
+      'val-ue',
+      '--redirect-uri',
+      'http://127.0.0.1:9000/a',
+      '--redirect-uri',
+      'http://127.0.0.1:9000/b',
+      '--name',
+      'Renamed',
+    ]);
     let c = JSON.parse(await cliOk(server.env, ['client', 'show', 'val-ue', '--json']));
     expect(c).toMatchObject({ name: 'Renamed', redirectUris: ['http://127.0.0.1:9000/a', 'http://127.0.0.1:9000/b'] });
     await cliOk(server.env, ['client', 'update', 'val-ue', '--grant', 'authorization_code', '--name', '']);
@@ -68,17 +81,43 @@ describe('clients', () => {
   });
 
   test('--post-logout-redirect-uri (OIDC RP-Initiated Logout 1.0 §3.1): add registers, update replaces, none clears, checked like redirect URIs', async () => {
-    await cliOk(server.env, ['client', 'add', 'val-ue-2', '--public', '--redirect-uri', 'http://127.0.0.1:8123/cb', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/bye']);
+    await cliOk(server.env, [
+      'client',
+      'add',
+      'val-ue-2',
+      '--public',
+      '--redirect-uri',
+      'http://127.0.0.1:8123/cb',
+      '--post-logout-redirect-uri',
+      'http://127.0.0.1:8123/bye',
+    ]);
     const show = async () => JSON.parse(await cliOk(server.env, ['client', 'show', 'val-ue-2', '--json'])).postLogoutRedirectUris;
     expect(await show()).toEqual(['http://127.0.0.1:8123/bye']);
     expect(await cliOk(server.env, ['client', 'show', 'val-ue-2'])).toContain('post-logout redirect URIs: http://127.0.0.1:8123/bye\n');
-    await cliOk(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/a', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/b']);
+    await cliOk(server.env, [
+      'client',
+      'update',
+      'val-ue-2',
+      '--post-logout-redirect-uri',
+      'http://127.0.0.1:8123/a',
+      '--post-logout-redirect-uri',
+      'http://127.0.0.1:8123/b',
+    ]);
     expect(await show()).toEqual(['http://127.0.0.1:8123/a', 'http://127.0.0.1:8123/b']);
     const stored = await database.db('oidc_payloads').where({ kind: 'Client', id: 'val-ue-2' }).first('payload');
     expect(stored.payload.post_logout_redirect_uris).toEqual(['http://127.0.0.1:8123/a', 'http://127.0.0.1:8123/b']);
     const fragment = await cli(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'http://127.0.0.1:8123/a#x']);
     expect(fragment).toMatchObject({ code: 1, stderr: 'seal-idms: invalid client: post_logout_redirect_uris must not contain fragments\n' });
-    const notWeb = await cli(server.env, ['client', 'add', 'val-ue-3', '--public', '--redirect-uri', 'http://127.0.0.1:8123/cb', '--post-logout-redirect-uri', 'javascript:alert(1)']);
+    const notWeb = await cli(server.env, [
+      'client',
+      'add',
+      'val-ue-3',
+      '--public',
+      '--redirect-uri',
+      'http://127.0.0.1:8123/cb',
+      '--post-logout-redirect-uri',
+      'javascript:alert(1)',
+    ]);
     expect(notWeb).toMatchObject({ code: 1, stderr: 'seal-idms: invalid client: post_logout_redirect_uris must only contain web uris\n' });
     await cliOk(server.env, ['client', 'update', 'val-ue-2', '--post-logout-redirect-uri', 'none']);
     expect(await show()).toEqual([]);
@@ -108,7 +147,21 @@ describe('clients', () => {
 
 describe('VAL servers', () => {
   test('show and list --json describe the SLA; the operator identity stays reserved', async () => {
-    await cliOk(server.env, ['val-server', 'add', 'vs-a', '--client-id', 'vs-a-client', '--secret', 'vs-a-secret-123', '--services', 'mcptt-1,v2x-7', '--max-users', '10', '--valid-until', '2099-01-01']);
+    await cliOk(server.env, [
+      'val-server',
+      'add',
+      'vs-a',
+      '--client-id',
+      'vs-a-client',
+      '--secret',
+      'vs-a-secret-123',
+      '--services',
+      'mcptt-1,v2x-7',
+      '--max-users',
+      '10',
+      '--valid-until',
+      '2099-01-01',
+    ]);
     const shown = JSON.parse(await cliOk(server.env, ['val-server', 'show', 'vs-a', '--json']));
     expect(shown).toEqual({
       requesterIdentity: 'vs-a',
@@ -121,7 +174,10 @@ describe('VAL servers', () => {
       skeyProv: false,
     });
     expect((await cliOk(server.env, ['val-server', 'show', 'vs-a'])).split('\n')).toContain('max users per service: 10');
-    const listed = (await cliOk(server.env, ['val-server', 'list', '--json'])).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const listed = (await cliOk(server.env, ['val-server', 'list', '--json']))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(listed).toEqual([shown]);
     const reserved = await cli(server.env, ['val-server', 'add', 'admin', '--client-id', 'admin-client', '--services', 'x']);
     expect(reserved).toMatchObject({ code: 1, stderr: 'seal-idms: requester identity "admin" is reserved for operator grants\n' });
@@ -138,8 +194,13 @@ describe('VAL services', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('seal-idms: no VAL user nosuchuser (a mapping for a user without credentials yet is possible: ask for it with --allow-unknown)\n');
     expect(await database.db('val_service_users').where({ val_service_id: 'mcptt-1' }).pluck('val_user_id')).toEqual([]);
-    expect(await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'alice', 'nosuchuser', '--allow-unknown'])).toBe('granted mcptt-1: 2 of 2 VAL users changed\n');
-    expect((await database.db('val_service_users').where({ val_service_id: 'mcptt-1' }).orderBy('val_user_id').pluck('val_user_id')).sort()).toEqual(['alice', 'nosuchuser']);
+    expect(await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'alice', 'nosuchuser', '--allow-unknown'])).toBe(
+      'granted mcptt-1: 2 of 2 VAL users changed\n',
+    );
+    expect((await database.db('val_service_users').where({ val_service_id: 'mcptt-1' }).orderBy('val_user_id').pluck('val_user_id')).sort()).toEqual([
+      'alice',
+      'nosuchuser',
+    ]);
     expect(await lastAudit(database.db, 'service.grant')).toMatchObject({ details: expect.objectContaining({ allowUnknown: true, changed: 2 }) });
   });
 
@@ -154,7 +215,10 @@ describe('VAL services', () => {
     const second = await cli(server.env, ['service', 'list', 'mcptt-1', '--limit', '3', '--cursor', cursor!]);
     expect(second).toMatchObject({ code: 0, stdout: 'nosuchuser\n', stderr: '' });
     expect(await cliOk(server.env, ['service', 'list-all'])).toBe('mcptt-1\t4 VAL users\t0 VAL UE IDs\nv2x-7\t1 VAL users\t0 VAL UE IDs\n');
-    const json = (await cliOk(server.env, ['service', 'list-all', '--json'])).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const json = (await cliOk(server.env, ['service', 'list-all', '--json']))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(json).toEqual([
       { valServiceId: 'mcptt-1', valUsers: 4, valUeIds: 0 },
       { valServiceId: 'v2x-7', valUsers: 1, valUeIds: 0 },

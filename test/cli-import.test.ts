@@ -35,9 +35,21 @@ async function plainCsv(name: string, count: number, services = ''): Promise<str
 describe('a file that is not the CSV the import reads', () => {
   test('JSON, a spreadsheet, a bad header line: one line with the place and the accepted format, nothing written', async () => {
     const files: [string, string | Buffer, RegExp][] = [
-      ['users.json', JSON.stringify([{ val_user_id: 'alice', password: 'alice-password-1' }]), /^seal-idms: users\.json: line 1: the file is JSON, not CSV; user import reads CSV \(UTF-8, comma-separated\) whose header line names val_user_id and password or password_hash/],
-      ['users.xlsx', Buffer.from('PK\x03\x04\x14\x00\x06\x00', 'latin1'), /users\.xlsx: line 1: the file is a ZIP archive \(e\.g\. an \.xlsx spreadsheet\), not CSV; user import reads CSV/],
-      ['quoted.csv', 'val_user_id,"pass"word\nalice,alice-password-1\n', /quoted\.csv: line 1: the header line is not valid CSV \(CSV_\w+\); user import reads CSV/],
+      [
+        'users.json',
+        JSON.stringify([{ val_user_id: 'alice', password: 'alice-password-1' }]),
+        /^seal-idms: users\.json: line 1: the file is JSON, not CSV; user import reads CSV \(UTF-8, comma-separated\) whose header line names val_user_id and password or password_hash/,
+      ],
+      [
+        'users.xlsx',
+        Buffer.from('PK\x03\x04\x14\x00\x06\x00', 'latin1'),
+        /users\.xlsx: line 1: the file is a ZIP archive \(e\.g\. an \.xlsx spreadsheet\), not CSV; user import reads CSV/,
+      ],
+      [
+        'quoted.csv',
+        'val_user_id,"pass"word\nalice,alice-password-1\n',
+        /quoted\.csv: line 1: the header line is not valid CSV \(CSV_\w+\); user import reads CSV/,
+      ],
       ['columns.csv', 'user,secret\nalice,alice-password-1\n', /columns\.csv: unknown column "user"/],
     ];
     for (const [name, content, message] of files) {
@@ -57,7 +69,10 @@ describe('a file that is not the CSV the import reads', () => {
 describe('resume', () => {
   test('after an interrupted run the summary gives the whole import (users and mappings) and this run, matching the database', async () => {
     const file = await plainCsv('resume', 160, 'svc-a;svc-b');
-    const sha = crypto.createHash('sha256').update(await fs.readFile(file)).digest('hex');
+    const sha = crypto
+      .createHash('sha256')
+      .update(await fs.readFile(file))
+      .digest('hex');
     // The real binary, stopped with Ctrl-C (SIGINT) once two batches are committed: it finishes the batches in flight.
     let child: ChildProcess | undefined;
     const running = cliProcess(env, ['user', 'import', file, '--batch-size', '20'], { onSpawn: (c) => (child = c) });
@@ -76,13 +91,20 @@ describe('resume', () => {
     const second = await cli(env, ['user', 'import', file, '--batch-size', '20']);
     expect(second.code).toBe(0);
     const summary = second.stdout.split('\n')[0]!;
-    expect(summary).toContain(`imported resume.csv: 160 created, 0 updated, 0 rejected (resumed after line ${done}; counts include the earlier run), 320 VAL service mappings added`);
+    expect(summary).toContain(
+      `imported resume.csv: 160 created, 0 updated, 0 rejected (resumed after line ${done}; counts include the earlier run), 320 VAL service mappings added`,
+    );
     expect(summary).toContain(`; this run: ${160 - before} created, 0 updated, 0 rejected, ${2 * (160 - before)} mappings added`);
     const mappings = await database.db('val_service_users').where('val_user_id', 'like', 'resume-%').pluck('val_user_id');
     expect(mappings).toHaveLength(320);
     expect(await lastAudit(database.db, 'user.import')).toMatchObject({
       subject: 'resume.csv',
-      details: expect.objectContaining({ outcome: 'completed', created: 160, servicesAdded: 320, run: { created: 160 - before, updated: 0, rejected: 0, servicesAdded: 2 * (160 - before) } }),
+      details: expect.objectContaining({
+        outcome: 'completed',
+        created: 160,
+        servicesAdded: 320,
+        run: { created: 160 - before, updated: 0, rejected: 0, servicesAdded: 2 * (160 - before) },
+      }),
     });
   });
 });

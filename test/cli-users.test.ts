@@ -45,7 +45,12 @@ describe('user show and user list', () => {
     for (let pages = 0; pages < 10; pages++) {
       const r = await cli(server.env, ['user', 'list', '--limit', '2', ...(cursor ? ['--cursor', cursor] : [])]);
       expect(r.code).toBe(0);
-      seen.push(...r.stdout.trimEnd().split('\n').map((l) => l.split('\t')[0]!));
+      seen.push(
+        ...r.stdout
+          .trimEnd()
+          .split('\n')
+          .map((l) => l.split('\t')[0]!),
+      );
       cursor = /^next page: --cursor (\S+)$/m.exec(r.stderr)?.[1];
       if (!cursor) break;
     }
@@ -55,7 +60,12 @@ describe('user show and user list', () => {
   });
 
   test('filters: --search (case-insensitive), --service (direct or through a VAL UE ID), --disabled; --json lines', async () => {
-    const ids = async (...args: string[]) => (await cliOk(server.env, ['user', 'list', ...args])).trimEnd().split('\n').filter(Boolean).map((l) => l.split('\t')[0]);
+    const ids = async (...args: string[]) =>
+      (await cliOk(server.env, ['user', 'list', ...args]))
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t')[0]);
     expect(await ids('--search', 'DA')).toEqual(['Dave']);
     expect(await ids('--search', '%')).toEqual([]); // literal, not a LIKE pattern
     expect(await ids('--service', 'v2x-7')).toEqual(['alice', 'erin']);
@@ -65,7 +75,10 @@ describe('user show and user list', () => {
     await database.db('val_service_configurations').insert({ conf_id: 'conf-ue-1', owner: 'vs-ue' });
     await database.db('val_service_ues').insert({ conf_id: 'conf-ue-1', val_service_id: 'ue-svc', val_ue_id: 'ue-frank', provisioned_by: 'vs-ue' });
     expect(await ids('--service', 'ue-svc')).toEqual(['frank']);
-    const lines = (await cliOk(server.env, ['user', 'list', '--disabled', '--json'])).trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = (await cliOk(server.env, ['user', 'list', '--disabled', '--json']))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toEqual([expect.objectContaining({ valUserId: 'carol', status: 'disabled', hasPassword: true })]);
   });
 });
@@ -74,8 +87,10 @@ describe('user delete and user sessions revoke', () => {
   test('delete removes credentials, mappings, VAL UE IDs, sessions and grants: the refresh token fails at once; audited', async () => {
     const tokens = await login(ue, 'erin', 'erin-password-1');
     expect(tokens.refresh_token).toBeDefined();
-    const grants = async () => Number((await database.db('oidc_payloads').where({ kind: 'Grant' }).whereRaw(`payload->>'accountId' = ?`, ['erin']).count({ n: '*' }))[0]!.n);
-    const sessions = async () => Number((await database.db('oidc_payloads').where({ kind: 'Session' }).whereRaw(`payload->>'accountId' = ?`, ['erin']).count({ n: '*' }))[0]!.n);
+    const grants = async () =>
+      Number((await database.db('oidc_payloads').where({ kind: 'Grant' }).whereRaw(`payload->>'accountId' = ?`, ['erin']).count({ n: '*' }))[0]!.n);
+    const sessions = async () =>
+      Number((await database.db('oidc_payloads').where({ kind: 'Session' }).whereRaw(`payload->>'accountId' = ?`, ['erin']).count({ n: '*' }))[0]!.n);
     expect(await grants()).toBe(1);
     expect(await sessions()).toBe(1);
 
@@ -87,7 +102,12 @@ describe('user delete and user sessions revoke', () => {
     expect(await sessions()).toBe(0);
     await expect(oidc.refreshTokenGrant(ue, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     const audit = await lastAudit(database.db, 'user.delete');
-    expect(audit).toMatchObject({ actor: 'cli', subject: 'erin', result: 'success', details: expect.objectContaining({ mappings: 2, sessions: 1, grants: 1, credentials: true }) });
+    expect(audit).toMatchObject({
+      actor: 'cli',
+      subject: 'erin',
+      result: 'success',
+      details: expect.objectContaining({ mappings: 2, sessions: 1, grants: 1, credentials: true }),
+    });
 
     // Deleting frank unbinds his VAL UE ID; deleting him again is an error (nothing left under the ID).
     await cliOk(server.env, ['user', 'delete', 'frank']);
@@ -108,7 +128,11 @@ describe('user delete and user sessions revoke', () => {
     expect(await database.db('val_users').where({ val_user_id: 'alice' }).first('status')).toEqual({ status: 'active' });
     const again = await login(ue, 'alice', 'alice-password-1');
     expect((await oidc.refreshTokenGrant(ue, again.refresh_token!)).access_token).toBeDefined();
-    expect(await lastAudit(database.db, 'user.sessions.revoke')).toMatchObject({ actor: 'cli', subject: 'alice', details: expect.objectContaining({ grants: 2 }) });
+    expect(await lastAudit(database.db, 'user.sessions.revoke')).toMatchObject({
+      actor: 'cli',
+      subject: 'alice',
+      details: expect.objectContaining({ grants: 2 }),
+    });
     const unknown = await cli(server.env, ['user', 'sessions', 'revoke', 'nobody']);
     expect(unknown).toMatchObject({ code: 1, stderr: 'seal-idms: no VAL user nobody\n' });
   });

@@ -74,7 +74,15 @@ afterAll(async () => {
 });
 
 const now = () => Math.floor(Date.now() / 1000);
-const ISSUERS = new Map<PartnerSigner, string>([[rsa, RSA], [ec, EC], [ps, MORE], [ed, MORE], [strict, STRICT], [trusted, TRUSTED], [stranger, 'https://idms.stranger.example.net']]);
+const ISSUERS = new Map<PartnerSigner, string>([
+  [rsa, RSA],
+  [ec, EC],
+  [ps, MORE],
+  [ed, MORE],
+  [strict, STRICT],
+  [trusted, TRUSTED],
+  [stranger, 'https://idms.stranger.example.net'],
+]);
 
 /**
  * A security token with exactly the claims of TS 33.180 table B.8-1 (iss, sub, aud = [this IdMS, client_id], iat,
@@ -82,13 +90,18 @@ const ISSUERS = new Map<PartnerSigner, string>([[rsa, RSA], [ec, EC], [ps, MORE]
  */
 function b81(signer: PartnerSigner, claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
   const t = now();
-  const payload = Object.fromEntries(Object.entries({ iss: ISSUERS.get(signer), sub: 'visitor', aud: [server.issuer, 'val-ue'], iat: t, exp: t + 60, ...claims }).filter(([, v]) => v !== undefined));
+  const payload = Object.fromEntries(
+    Object.entries({ iss: ISSUERS.get(signer), sub: 'visitor', aud: [server.issuer, 'val-ue'], iat: t, exp: t + 60, ...claims }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  );
   const protectedHeader = Object.fromEntries(Object.entries({ alg: signer.alg, kid: signer.kid, typ: 'JWT', ...header }).filter(([, v]) => v !== undefined));
   return new SignJWT(payload).setProtectedHeader(protectedHeader as { alg: string }).sign(signer.key);
 }
 
 /** A token shaped as seal-idms itself mints them (typ, jti, val_user_id, 60 s), so only the claim under test is at fault. */
-const ours = (signer: PartnerSigner, claims: JWTPayload) => b81(signer, { jti: crypto.randomUUID(), val_user_id: claims.sub ?? 'visitor', ...claims }, { typ: 'seal-security+jwt' });
+const ours = (signer: PartnerSigner, claims: JWTPayload) =>
+  b81(signer, { jti: crypto.randomUUID(), val_user_id: claims.sub ?? 'visitor', ...claims }, { typ: 'seal-security+jwt' });
 
 const bearer = (assertion: string, client = ue, extra: Record<string, string> = {}) => oidc.genericGrantRequest(client, JWT_BEARER, { assertion, ...extra });
 const jwks = () => createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
@@ -108,7 +121,7 @@ async function accessTokenClaims(res: oidc.TokenEndpointResponse) {
 }
 
 describe('accepted: a security token built from TS 33.180 table B.8-1 alone', () => {
-  test('RS256 key in a JWKS, typ JWT, no jti, no val_user_id: an access token with this domain\'s VAL services, once', async () => {
+  test("RS256 key in a JWKS, typ JWT, no jti, no val_user_id: an access token with this domain's VAL services, once", async () => {
     const assertion = await b81(rsa);
     expect(decodeJwt(assertion)).not.toHaveProperty('jti');
     const res = await bearer(assertion);
@@ -148,7 +161,10 @@ describe('accepted: a security token built from TS 33.180 table B.8-1 alone', ()
   });
 
   test('token exchange with subject_token_type jwt accepts the same token', async () => {
-    const res = await oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: await b81(ec, {}, { typ: undefined }), subject_token_type: JWT_TOKEN_TYPE });
+    const res = await oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, {
+      subject_token: await b81(ec, {}, { typ: undefined }),
+      subject_token_type: JWT_TOKEN_TYPE,
+    });
     expect(await accessTokenClaims(res)).toMatchObject({ sub: 'visitor' });
   });
 
@@ -171,7 +187,7 @@ describe('refused, each with its exact error code', () => {
     await expectRefused(bearer(await b81(stranger)), 'invalid_grant', /not a trusted partner/);
   });
 
-  test('too long a lifetime: exp - iat above the partner\'s limit (default 300 s)', async () => {
+  test("too long a lifetime: exp - iat above the partner's limit (default 300 s)", async () => {
     const t = now();
     await expectRefused(bearer(await b81(rsa, { iat: t, exp: t + 301 })), 'invalid_grant', /lifetime 301 s exceeds 300 s/);
   });
@@ -204,7 +220,11 @@ describe('refused, each with its exact error code', () => {
   test('replay of a token with a jti, through the other grant', async () => {
     const assertion = await b81(rsa, { jti: crypto.randomUUID() });
     await bearer(assertion);
-    await expectRefused(oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: assertion, subject_token_type: JWT_TOKEN_TYPE }), 'invalid_grant', /replay: jti already used/);
+    await expectRefused(
+      oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: assertion, subject_token_type: JWT_TOKEN_TYPE }),
+      'invalid_grant',
+      /replay: jti already used/,
+    );
   });
 
   test('typ of another kind of JWT (an access token, at+jwt): invalid_grant', async () => {
@@ -230,7 +250,21 @@ describe('refused, each with its exact error code', () => {
 
 describe('partner policy (partner add|update … , stored in partners.policy)', () => {
   beforeAll(async () => {
-    await cliOk(server.env, ['partner', 'update', STRICT, '--clients', 'val-ue,other-ue', '--services', 'b-ptt', '--max-token-lifetime', '120', '--alg', 'ES256', '--token-endpoint', STRICT_TOKEN_ENDPOINT]);
+    await cliOk(server.env, [
+      'partner',
+      'update',
+      STRICT,
+      '--clients',
+      'val-ue,other-ue',
+      '--services',
+      'b-ptt',
+      '--max-token-lifetime',
+      '120',
+      '--alg',
+      'ES256',
+      '--token-endpoint',
+      STRICT_TOKEN_ENDPOINT,
+    ]);
   });
 
   test('partner show prints the policy, and partners.policy holds it', async () => {
@@ -243,7 +277,13 @@ describe('partner policy (partner add|update … , stored in partners.policy)', 
     expect(shown).toContain('services: b-ptt');
     expect(shown).toContain('local users: refused (default)');
     const row = await database.db('partners').where({ issuer: STRICT }).first();
-    expect(row.policy).toEqual({ max_token_lifetime: 120, token_endpoint: STRICT_TOKEN_ENDPOINT, algorithms: ['ES256'], clients: ['val-ue', 'other-ue'], services: ['b-ptt'] });
+    expect(row.policy).toEqual({
+      max_token_lifetime: 120,
+      token_endpoint: STRICT_TOKEN_ENDPOINT,
+      algorithms: ['ES256'],
+      clients: ['val-ue', 'other-ue'],
+      services: ['b-ptt'],
+    });
     expect(await cliOk(server.env, ['partner', 'show', RSA])).toContain('max token lifetime: 300 s (default)');
   });
 
@@ -259,7 +299,7 @@ describe('partner policy (partner add|update … , stored in partners.policy)', 
     expect(await accessTokenClaims(await bearer(await b81(strict)))).toMatchObject({ sub: 'visitor', val_service_ids: ['b-ptt'] });
   });
 
-  test('the partner\'s own lifetime limit (120 s) applies', async () => {
+  test("the partner's own lifetime limit (120 s) applies", async () => {
     const t = now();
     await expectRefused(bearer(await b81(strict, { iat: t, exp: t + 121 })), 'invalid_grant', /lifetime 121 s exceeds 120 s/);
   });
@@ -332,7 +372,11 @@ describe('NUL bytes in partner tokens are refusals, never a 500 (issue 10 item 4
   test('NUL in resource at the partner side, and in audience at the home side: invalid_request', async () => {
     await expect(bearer(await b81(rsa), ue, { resource: 'urn:x\u0000y' })).rejects.toMatchObject({ error: 'invalid_request', status: 400 });
     await expect(
-      oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: 'x.y.z', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: 'https://idms\u0000.example.net' }),
+      oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, {
+        subject_token: 'x.y.z',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        audience: 'https://idms\u0000.example.net',
+      }),
     ).rejects.toMatchObject({ error: 'invalid_request', status: 400 });
   });
 });

@@ -5,7 +5,20 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJW
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
-import { ACCESS_TOKEN_TYPE, generateSigner, JWT_BEARER, JWT_TOKEN_TYPE, lastAudit, publicClient, publicJwksOf, selfSignedCertificate, TOKEN_EXCHANGE, tempDir, writeTemp, type PartnerSigner } from './helpers/federation.ts';
+import {
+  ACCESS_TOKEN_TYPE,
+  generateSigner,
+  JWT_BEARER,
+  JWT_TOKEN_TYPE,
+  lastAudit,
+  publicClient,
+  publicJwksOf,
+  selfSignedCertificate,
+  TOKEN_EXCHANGE,
+  tempDir,
+  writeTemp,
+  type PartnerSigner,
+} from './helpers/federation.ts';
 import { mintSecurityToken, SECURITY_TOKEN_TYP } from '../src/federation/security-token.ts';
 import { sweepSeenSecurityTokens } from '../src/federation/replay.ts';
 
@@ -66,7 +79,16 @@ async function securityToken(valUserId = 'alice', from: Signer = home, issuer = 
 function craft(claims: JWTPayload, header: Record<string, unknown> = {}, from: Signer = home) {
   const { alg } = from;
   const t = now();
-  return new SignJWT({ iss: HOME, sub: 'alice', val_user_id: 'alice', aud: [server.issuer, 'val-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID(), ...claims })
+  return new SignJWT({
+    iss: HOME,
+    sub: 'alice',
+    val_user_id: 'alice',
+    aud: [server.issuer, 'val-ue'],
+    iat: t,
+    exp: t + 60,
+    jti: crypto.randomUUID(),
+    ...claims,
+  })
     .setProtectedHeader({ alg, kid: from.kid, typ: SECURITY_TOKEN_TYP, ...header })
     .sign(from.key);
 }
@@ -82,7 +104,7 @@ async function expectRefused(request: Promise<unknown>, error: string, reason: R
 }
 
 describe('JWT-bearer grant at the partner S-IdMS (RFC 7523)', () => {
-  test('a security token becomes an access token for this domain\'s own VAL services', async () => {
+  test("a security token becomes an access token for this domain's own VAL services", async () => {
     const assertion = await securityToken();
     const res = await bearer(assertion);
     expect(res.token_type).toBe('bearer');
@@ -90,7 +112,11 @@ describe('JWT-bearer grant at the partner S-IdMS (RFC 7523)', () => {
     expect(res.scope).toBe('3gpp:seal:val_service');
     expect(res.refresh_token).toBeUndefined();
     expect(decodeProtectedHeader(res.access_token)).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
-    const { payload } = await jwtVerify(res.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: 'urn:3gpp:seal', typ: 'at+jwt' });
+    const { payload } = await jwtVerify(res.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      issuer: server.issuer,
+      audience: 'urn:3gpp:seal',
+      typ: 'at+jwt',
+    });
     // alice has no credentials here: the services are this domain's mapping of her VAL user ID.
     expect(payload).toMatchObject({ sub: 'alice', client_id: 'val-ue', val_service_ids: ['b-data', 'b-ptt'], scope: '3gpp:seal:val_service' });
 
@@ -110,7 +136,9 @@ describe('JWT-bearer grant at the partner S-IdMS (RFC 7523)', () => {
 
   test('resource selects another SEAL server audience (RFC 8707)', async () => {
     const res = await bearer(await securityToken(), ue, { resource: 'https://skms.partner.example.org' });
-    const { payload } = await jwtVerify(res.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { audience: 'https://skms.partner.example.org' });
+    const { payload } = await jwtVerify(res.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      audience: 'https://skms.partner.example.org',
+    });
     expect(payload.val_service_ids).toEqual(['b-data', 'b-ptt']);
   });
 
@@ -135,7 +163,11 @@ describe('refusals at the partner S-IdMS: invalid_grant, audited', () => {
     const assertion = await securityToken();
     await bearer(assertion);
     await expectRefused(bearer(assertion), 'invalid_grant', /replay/);
-    await expectRefused(oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: assertion, subject_token_type: JWT_TOKEN_TYPE }), 'invalid_grant', /replay/);
+    await expectRefused(
+      oidc.genericGrantRequest(ue, TOKEN_EXCHANGE, { subject_token: assertion, subject_token_type: JWT_TOKEN_TYPE }),
+      'invalid_grant',
+      /replay/,
+    );
   });
 
   test('concurrent presentations of one token: exactly one wins', async () => {
@@ -155,7 +187,11 @@ describe('refusals at the partner S-IdMS: invalid_grant, audited', () => {
     // The refusal did not spend the token: its own client can still use it once.
     await expect(bearer(forVal)).resolves.toBeDefined();
     // Values of aud other than this IdMS name clients (TS 33.180 table B.8-1); the presenting one must be among them.
-    await expectRefused(bearer(await craft({ aud: [server.issuer, 'other-ue', 'https://idms.partner-c.example.org'] })), 'invalid_grant', /does not name the presenting client/);
+    await expectRefused(
+      bearer(await craft({ aud: [server.issuer, 'other-ue', 'https://idms.partner-c.example.org'] })),
+      'invalid_grant',
+      /does not name the presenting client/,
+    );
   });
 
   test('a token signed by an untrusted issuer', async () => {
@@ -184,10 +220,18 @@ describe('refusals at the partner S-IdMS: invalid_grant, audited', () => {
     await expectRefused(bearer(unsecured), 'invalid_grant', /alg none not allowed/);
   });
 
-  test('alg HS256, keyed with the partner\'s public key (algorithm confusion)', async () => {
+  test("alg HS256, keyed with the partner's public key (algorithm confusion)", async () => {
     const publicPem = crypto.createPublicKey(home.key).export({ type: 'spki', format: 'pem' });
     const t = now();
-    const hs = await new SignJWT({ iss: HOME, sub: 'alice', val_user_id: 'alice', aud: [server.issuer, 'val-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() })
+    const hs = await new SignJWT({
+      iss: HOME,
+      sub: 'alice',
+      val_user_id: 'alice',
+      aud: [server.issuer, 'val-ue'],
+      iat: t,
+      exp: t + 60,
+      jti: crypto.randomUUID(),
+    })
       .setProtectedHeader({ alg: 'HS256', kid: home.kid, typ: SECURITY_TOKEN_TYP })
       .sign(new TextEncoder().encode(String(publicPem)));
     await expectRefused(bearer(hs), 'invalid_grant', /alg HS256 not allowed/);
@@ -208,7 +252,7 @@ describe('refusals at the partner S-IdMS: invalid_grant, audited', () => {
     await expect(bearer(await craft({}, { typ: undefined }))).resolves.toBeDefined();
   });
 
-  test('time claims: iat or nbf in the future beyond the leeway, lifetime above the partner\'s limit (default 300 s)', async () => {
+  test("time claims: iat or nbf in the future beyond the leeway, lifetime above the partner's limit (default 300 s)", async () => {
     const t = now();
     await expectRefused(bearer(await craft({ iat: t + 45, exp: t + 100 })), 'invalid_grant', /claim iat/);
     await expectRefused(bearer(await craft({ nbf: t + 45 })), 'invalid_grant', /claim nbf/);

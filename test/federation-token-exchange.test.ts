@@ -36,7 +36,10 @@ let foreign: TestServer;
 beforeAll(async () => {
   database = await createTestDatabase();
   foreignDatabase = await createTestDatabase();
-  [server, foreign] = await Promise.all([startTestServer(database, { keyRefreshMs: 100 }), startTestServer(foreignDatabase, { env: { IDMS_SECURITY_TOKEN_TTL: '20' } })]);
+  [server, foreign] = await Promise.all([
+    startTestServer(database, { keyRefreshMs: 100 }),
+    startTestServer(foreignDatabase, { env: { IDMS_SECURITY_TOKEN_TTL: '20' } }),
+  ]);
   const env = server.env;
   for (const user of ['alice', 'bob', 'erin', 'fred']) await cliOk(env, ['user', 'add', user, '--password', `${user}-password-1`]);
   await cliOk(env, ['service', 'grant', 'mcptt-1', 'alice', 'bob', 'erin', 'fred']);
@@ -57,7 +60,13 @@ beforeAll(async () => {
   await cliOk(foreign.env, ['user', 'add', 'alice', '--password', 'alice-password-1']);
   await cliOk(foreign.env, ['service', 'grant', 'mcptt-1', 'alice']);
   await cliOk(foreign.env, ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT, ...grants, '--grant', TOKEN_EXCHANGE]);
-  await cliOk(foreign.env, ['partner', 'add', PARTNER_B, '--jwks', writeTemp(dir, 'b.json', JSON.stringify({ keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] }))]);
+  await cliOk(foreign.env, [
+    'partner',
+    'add',
+    PARTNER_B,
+    '--jwks',
+    writeTemp(dir, 'b.json', JSON.stringify({ keys: [await exportJWK((await generateKeyPair('ES256')).publicKey)] })),
+  ]);
 
   ue = await publicClient(server.issuer, 'val-ue');
   other = await publicClient(server.issuer, 'other-ue');
@@ -105,7 +114,12 @@ describe('token exchange at the home S-IdMS (RFC 8693)', () => {
     expect((await oidc.tokenIntrospection(valServer, res.access_token)).active).toBe(false);
 
     const event = await lastAudit(database.db, ISSUE);
-    expect(event).toMatchObject({ actor: 'val-ue', subject: 'alice', result: 'success', details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, jti: payload.jti } });
+    expect(event).toMatchObject({
+      actor: 'val-ue',
+      subject: 'alice',
+      result: 'success',
+      details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, jti: payload.jti },
+    });
 
     // Each exchange mints a new token with its own jti.
     const again = await exchangeForPartner(ue, tokens.access_token, PARTNER_B);
@@ -116,7 +130,7 @@ describe('token exchange at the home S-IdMS (RFC 8693)', () => {
     expect(ue.serverMetadata().grant_types_supported).toEqual(expect.arrayContaining([TOKEN_EXCHANGE, 'urn:ietf:params:oauth:grant-type:jwt-bearer']));
   });
 
-  test('the lifetime is IDMS_SECURITY_TOKEN_TTL, and never beyond the subject token\'s own expiry', async () => {
+  test("the lifetime is IDMS_SECURITY_TOKEN_TTL, and never beyond the subject token's own expiry", async () => {
     const foreignUe = await publicClient(foreign.issuer, 'val-ue');
     const tokens = await login(foreignUe, 'alice', 'alice-password-1');
     const res = await exchangeForPartner(foreignUe, tokens.access_token, PARTNER_B);
@@ -200,7 +214,11 @@ describe('refusals at the home S-IdMS', () => {
     const [h, p] = alice.access_token.split('.');
     const bobClaims = Buffer.from(JSON.stringify({ ...decodeJwt(alice.access_token), sub: 'bob' })).toString('base64url');
     await expectRefused(exchangeForPartner(ue, `${h}.${bobClaims}.${alice.access_token.split('.')[2]}`, PARTNER_B), 'invalid_grant', /signature invalid/);
-    await expectRefused(exchangeForPartner(ue, `${h}.${p}.${Buffer.from('not-a-signature').toString('base64url')}`, PARTNER_B), 'invalid_grant', /signature invalid/);
+    await expectRefused(
+      exchangeForPartner(ue, `${h}.${p}.${Buffer.from('not-a-signature').toString('base64url')}`, PARTNER_B),
+      'invalid_grant',
+      /signature invalid/,
+    );
   });
 
   test('an access token issued by another S-IdMS is invalid_grant', async () => {

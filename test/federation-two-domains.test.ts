@@ -31,7 +31,22 @@ const dir = tempDir();
 beforeAll(async () => {
   [dbA, dbB] = await Promise.all([createTestDatabase(), createTestDatabase()]);
   [a, b] = await Promise.all([startTestServer(dbA, { keyRefreshMs: 100 }), startTestServer(dbB, { keyRefreshMs: 100 })]);
-  const clientArgs = ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', TOKEN_EXCHANGE, '--grant', JWT_BEARER];
+  const clientArgs = [
+    'client',
+    'add',
+    'val-ue',
+    '--public',
+    '--redirect-uri',
+    REDIRECT,
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--grant',
+    TOKEN_EXCHANGE,
+    '--grant',
+    JWT_BEARER,
+  ];
 
   // Domain A: alice's home. Domain B knows alice only through its own service mapping.
   await cliOk(a.env, ['user', 'add', 'alice', '--password', 'alice-password-1']);
@@ -64,7 +79,7 @@ const jwksOf = (server: TestServer) => createRemoteJWKSet(new URL(`${server.issu
 const bearerAt = (client: oidc.Configuration, assertion: string) => oidc.genericGrantRequest(client, JWT_BEARER, { assertion });
 
 describe('migration of a VAL user from domain A to domain B', () => {
-  test('login at A → token exchange at A for B → JWT-bearer at B → B access token with B\'s VAL services', async () => {
+  test("login at A → token exchange at A for B → JWT-bearer at B → B access token with B's VAL services", async () => {
     const atA = await login(ueA, 'alice', 'alice-password-1');
     expect(decodeJwt(atA.access_token).val_service_ids).toEqual(['a-ptt']);
 
@@ -86,8 +101,16 @@ describe('migration of a VAL user from domain A to domain B', () => {
 
     // Audited on both sides, linked by the security token's jti.
     const jti = security.payload.jti;
-    expect(await lastAudit(dbA.db, 'federation.security_token.issue')).toMatchObject({ subject: 'alice', result: 'success', details: { partner: b.issuer, jti } });
-    expect(await lastAudit(dbB.db, 'federation.security_token.accept')).toMatchObject({ subject: 'alice', result: 'success', details: { partner: a.issuer, jti } });
+    expect(await lastAudit(dbA.db, 'federation.security_token.issue')).toMatchObject({
+      subject: 'alice',
+      result: 'success',
+      details: { partner: b.issuer, jti },
+    });
+    expect(await lastAudit(dbB.db, 'federation.security_token.accept')).toMatchObject({
+      subject: 'alice',
+      result: 'success',
+      details: { partner: a.issuer, jti },
+    });
 
     // A security token is good for one access token only.
     await expect(bearerAt(ueB, exchanged.access_token)).rejects.toMatchObject({ error: 'invalid_grant' });
@@ -110,7 +133,7 @@ describe('migration of a VAL user from domain A to domain B', () => {
 });
 
 describe('keys provisioned out of band', () => {
-  test('key rotation at A: B refuses the new key until A\'s JWKS is re-provisioned, then accepts it', async () => {
+  test("key rotation at A: B refuses the new key until A's JWKS is re-provisioned, then accepts it", async () => {
     const atA = await login(ueA, 'alice', 'alice-password-1');
     const beforeRotation = await exchangeForPartner(ueA, atA.access_token, b.issuer);
     const oldKid = decodeProtectedHeader(beforeRotation.access_token).kid;
@@ -146,7 +169,7 @@ describe('keys provisioned out of band', () => {
 });
 
 describe('the home side names the partner by its token endpoint (TS 33.180 annex B.7.2 resource)', () => {
-  test('A accepts B\'s registered token endpoint as resource or audience; the security token is for B\'s issuer and the client, and B accepts it', async () => {
+  test("A accepts B's registered token endpoint as resource or audience; the security token is for B's issuer and the client, and B accepts it", async () => {
     const bTokenEndpoint = ueB.serverMetadata().token_endpoint!;
     const atA = await login(ueA, 'alice', 'alice-password-1');
     const byEndpoint = (name: 'resource' | 'audience') =>
@@ -162,14 +185,19 @@ describe('the home side names the partner by its token endpoint (TS 33.180 annex
       expect(payload.aud).toEqual([b.issuer, 'val-ue']);
       expect(await lastAudit(dbA.db, 'federation.security_token.issue')).toMatchObject({ result: 'success', details: { partner: b.issuer } });
       const atB = await bearerAt(ueB, exchanged.access_token);
-      expect((await jwtVerify(atB.access_token, jwksOf(b), { issuer: b.issuer })).payload).toMatchObject({ sub: 'alice', val_service_ids: ['b-data', 'b-ptt'] });
+      expect((await jwtVerify(atB.access_token, jwksOf(b), { issuer: b.issuer })).payload).toMatchObject({
+        sub: 'alice',
+        val_service_ids: ['b-data', 'b-ptt'],
+      });
     }
   });
 
   test('at the home side, a subject_token_type other than an access token is invalid_request naming the accepted one', async () => {
     const atA = await login(ueA, 'alice', 'alice-password-1');
     for (const type of [JWT_TOKEN_TYPE, 'urn:ietf:params:oauth:token-type:id_token']) {
-      await expect(oidc.genericGrantRequest(ueA, TOKEN_EXCHANGE, { subject_token: atA.id_token!, subject_token_type: type, audience: b.issuer })).rejects.toMatchObject({
+      await expect(
+        oidc.genericGrantRequest(ueA, TOKEN_EXCHANGE, { subject_token: atA.id_token!, subject_token_type: type, audience: b.issuer }),
+      ).rejects.toMatchObject({
         error: 'invalid_request',
         error_description: expect.stringContaining(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`),
       });

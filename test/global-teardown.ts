@@ -9,7 +9,9 @@ export default async function globalTeardown(): Promise<void> {
   if (tmpl) {
     const admin = createKnex(tmpl.adminUrl, { max: 1 });
     try {
-      const left = await admin('pg_database').where('datname', 'like', `${tmpl.template.replace('idms_tmpl_', 'idms_t_')}%`).pluck('datname');
+      const left = await admin('pg_database')
+        .where('datname', 'like', `${tmpl.template.replace('idms_tmpl_', 'idms_t_')}%`)
+        .pluck('datname');
       for (const name of [...left, tmpl.template]) await admin.raw(`drop database if exists ${name} with (force)`);
     } finally {
       await admin.destroy();

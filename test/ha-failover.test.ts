@@ -55,7 +55,16 @@ function serve(name: string, url: string): Promise<Instance> {
     child.stderr!.on('data', (c: Buffer) => (output += c));
     const instance = { name, port, child, output: () => output };
     instances.push(instance);
-    await until(`${name} ready`, () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false), STARTUP_MS, () => output);
+    await until(
+      `${name} ready`,
+      () =>
+        fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      STARTUP_MS,
+      () => output,
+    );
     return instance;
   });
 }
@@ -65,28 +74,52 @@ const at = (instance: Instance, url: string | URL) => {
   return new URL(u.pathname + u.search, `http://127.0.0.1:${instance.port}`).href;
 };
 
-beforeAll(async () => {
-  if (!bin) throw new Error('no PostgreSQL binaries with pg_basebackup (install the postgresql package; .ci/run does)');
-  pair = await startReplicatedPair(bin, ['idms']);
-  env = { ...process.env, IDMS_ISSUER: ISSUER, IDMS_SECRET: TEST_SECRET, IDMS_WORKERS: '1', IDMS_DATABASE_URL: `${pair.url('idms')}?target_session_attrs=read-write` };
-  delete env.NODE_ENV;
-  // A: primary first. B: a host that is down first (start-up must pick the next one), then the same two.
-  const dead = await freePort();
-  await serve('A', env.IDMS_DATABASE_URL!);
-  await serve('B', `postgres://postgres@127.0.0.1:${dead},${pair.hosts}/idms`);
+beforeAll(
+  async () => {
+    if (!bin) throw new Error('no PostgreSQL binaries with pg_basebackup (install the postgresql package; .ci/run does)');
+    pair = await startReplicatedPair(bin, ['idms']);
+    env = {
+      ...process.env,
+      IDMS_ISSUER: ISSUER,
+      IDMS_SECRET: TEST_SECRET,
+      IDMS_WORKERS: '1',
+      IDMS_DATABASE_URL: `${pair.url('idms')}?target_session_attrs=read-write`,
+    };
+    delete env.NODE_ENV;
+    // A: primary first. B: a host that is down first (start-up must pick the next one), then the same two.
+    const dead = await freePort();
+    await serve('A', env.IDMS_DATABASE_URL!);
+    await serve('B', `postgres://postgres@127.0.0.1:${dead},${pair.hosts}/idms`);
 
-  for (const u of USERS) await cliOk(env, ['user', 'add', u, '--password', PASSWORD]);
-  await cliOk(env, ['service', 'grant', 'mcptt-1', ...USERS, 'remote-1', '--allow-unknown']);
-  await cliOk(env, ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', TOKEN_EXCHANGE, '--grant', JWT_BEARER]);
-  await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', REDIRECT]);
-  await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', MCX_SECRET, '--services', 'mcptt-1']);
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  home = { kid: 'home-1', key: crypto.createPrivateKey({ key: (await exportJWK(privateKey)) as crypto.JsonWebKey, format: 'jwk' }) };
-  const jwks = { keys: [{ ...(await exportJWK(crypto.createPublicKey(home.key))), kid: home.kid, use: 'sig' }] };
-  await cliOk(env, ['partner', 'add', HOME, '--jwks', writeTemp(tempDir(), 'home.jwks.json', JSON.stringify(jwks))]);
-  const fetchA: oidc.CustomFetch = (url, options) => fetch(at(instances[0]!, url), options as RequestInit);
-  ue = await oidc.discovery(new URL(ISSUER), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchA });
-}, STARTUP_MS * 2 + 30_000);
+    for (const u of USERS) await cliOk(env, ['user', 'add', u, '--password', PASSWORD]);
+    await cliOk(env, ['service', 'grant', 'mcptt-1', ...USERS, 'remote-1', '--allow-unknown']);
+    await cliOk(env, [
+      'client',
+      'add',
+      'val-ue',
+      '--public',
+      '--redirect-uri',
+      REDIRECT,
+      '--grant',
+      'authorization_code',
+      '--grant',
+      'refresh_token',
+      '--grant',
+      TOKEN_EXCHANGE,
+      '--grant',
+      JWT_BEARER,
+    ]);
+    await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', REDIRECT]);
+    await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', MCX_SECRET, '--services', 'mcptt-1']);
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    home = { kid: 'home-1', key: crypto.createPrivateKey({ key: (await exportJWK(privateKey)) as crypto.JsonWebKey, format: 'jwk' }) };
+    const jwks = { keys: [{ ...(await exportJWK(crypto.createPublicKey(home.key))), kid: home.kid, use: 'sig' }] };
+    await cliOk(env, ['partner', 'add', HOME, '--jwks', writeTemp(tempDir(), 'home.jwks.json', JSON.stringify(jwks))]);
+    const fetchA: oidc.CustomFetch = (url, options) => fetch(at(instances[0]!, url), options as RequestInit);
+    ue = await oidc.discovery(new URL(ISSUER), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchA });
+  },
+  STARTUP_MS * 2 + 30_000,
+);
 
 afterAll(async () => {
   for (const i of instances) if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
@@ -107,9 +140,15 @@ test('IDMS_DATABASE_URL in the libpq multi-host form is checked at start-up, one
   expect(check('postgres://u@h1:5432,h2:54x/db')).toBe('invalid IDMS_DATABASE_URL: host 2 of 2 ("h2:54x") is not host[:port]');
   expect(check('postgres://u@h1:5432,h2:70000/db')).toBe('invalid IDMS_DATABASE_URL: host 2 of 2 ("h2:70000") has an invalid port (1-65535)');
   expect(check('postgres://u@h1:5432,,h3/db')).toBe('invalid IDMS_DATABASE_URL: host 2 of 3 ("") has no host name');
-  expect(check('postgres://u@h1,h2/db?target_session_attrs=read-mostly')).toMatch(/^invalid IDMS_DATABASE_URL: target_session_attrs must be one of any, read-write, primary/);
-  expect(check('postgres://u@h1,h2/db?target_session_attrs=any')).toMatch(/^invalid IDMS_DATABASE_URL: target_session_attrs=any with several hosts could keep a standby after a failover/);
-  expect(check('postgres://u@h1,h2/db?target_session_attrs=standby')).toMatch(/^invalid IDMS_DATABASE_URL: target_session_attrs=standby cannot be the primary database/);
+  expect(check('postgres://u@h1,h2/db?target_session_attrs=read-mostly')).toMatch(
+    /^invalid IDMS_DATABASE_URL: target_session_attrs must be one of any, read-write, primary/,
+  );
+  expect(check('postgres://u@h1,h2/db?target_session_attrs=any')).toMatch(
+    /^invalid IDMS_DATABASE_URL: target_session_attrs=any with several hosts could keep a standby after a failover/,
+  );
+  expect(check('postgres://u@h1,h2/db?target_session_attrs=standby')).toMatch(
+    /^invalid IDMS_DATABASE_URL: target_session_attrs=standby cannot be the primary database/,
+  );
   expect(check('mysql://h1/db')).toMatch(/^invalid IDMS_DATABASE_URL: must be a postgres:\/\/ URL/);
   expect(check('postgres://u@h1/db', 'postgres://u@r1:5432,r2:5432/db?target_session_attrs=prefer-standby')).toBe('ok');
   expect(check('postgres://u@h1/db', 'postgres://u@r1:5432,r2:x/db')).toBe('invalid IDMS_DATABASE_READ_URL: host 2 of 2 ("r2:x") is not host[:port]');
@@ -117,24 +156,32 @@ test('IDMS_DATABASE_URL in the libpq multi-host form is checked at start-up, one
   expect(check('postgres://u:secret-pw@h1:5432,h2:bad/db')).not.toContain('secret-pw');
 });
 
-test('a URL whose hosts are all standbys refuses to serve, in one line; a standby listed first is skipped for the primary', async () => {
-  const standbys = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.standby.port}/idms`;
-  const r = await cli({ ...env, IDMS_DATABASE_URL: standbys }, ['user', 'add', 'nobody', '--password', PASSWORD]);
-  expect(r.code).toBe(1);
-  expect(r.stderr.trim().split('\n')).toEqual([
-    `seal-idms: no writable PostgreSQL host in IDMS_DATABASE_URL: 127.0.0.1:${pair.standby.port}: a standby (in recovery); 127.0.0.1:${pair.standby.port}: a standby (in recovery)`,
-  ]);
-  // `serve` stops at start-up with the same line (before it listens).
-  const child = spawn(process.execPath, ['src/main.ts', 'serve'], { cwd: ROOT, env: { ...env, IDMS_DATABASE_URL: standbys, IDMS_PORT: String(await freePort()), NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  expect(code).toBe(1);
-  expect(stderr).toContain('no writable PostgreSQL host in IDMS_DATABASE_URL');
+test(
+  'a URL whose hosts are all standbys refuses to serve, in one line; a standby listed first is skipped for the primary',
+  async () => {
+    const standbys = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.standby.port}/idms`;
+    const r = await cli({ ...env, IDMS_DATABASE_URL: standbys }, ['user', 'add', 'nobody', '--password', PASSWORD]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `seal-idms: no writable PostgreSQL host in IDMS_DATABASE_URL: 127.0.0.1:${pair.standby.port}: a standby (in recovery); 127.0.0.1:${pair.standby.port}: a standby (in recovery)`,
+    ]);
+    // `serve` stops at start-up with the same line (before it listens).
+    const child = spawn(process.execPath, ['src/main.ts', 'serve'], {
+      cwd: ROOT,
+      env: { ...env, IDMS_DATABASE_URL: standbys, IDMS_PORT: String(await freePort()), NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain('no writable PostgreSQL host in IDMS_DATABASE_URL');
 
-  const standbyFirst = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.primary.port}/idms`;
-  expect((await cli({ ...env, IDMS_DATABASE_URL: standbyFirst }, ['audit', 'list', '--limit', '1'])).code).toBe(0);
-}, STARTUP_MS);
+    const standbyFirst = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.primary.port}/idms`;
+    expect((await cli({ ...env, IDMS_DATABASE_URL: standbyFirst }, ['audit', 'list', '--limit', '1'])).code).toBe(0);
+  },
+  STARTUP_MS,
+);
 
 test('failover drill: SIGKILL the primary, promote the standby; 503s only, back within 5 s, nothing acknowledged lost', async () => {
   const t0 = performance.now();
@@ -165,7 +212,11 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
     return { status: res.status, body };
   }
   const form = (instance: Instance, p: string, params: Record<string, string>) =>
-    fetch(`http://127.0.0.1:${instance.port}${p}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) });
+    fetch(`http://127.0.0.1:${instance.port}${p}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params),
+    });
   const pick = (i: number) => instances[i % 2]!;
   const pause = () => new Promise((r) => setTimeout(r, 25));
 
@@ -192,7 +243,9 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
     }
     const code = new URL(callback).searchParams.get('code');
     if (!code) return undefined;
-    const r = await record('code', instance, () => form(instance, '/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: req.verifier, client_id: 'val-ue' }));
+    const r = await record('code', instance, () =>
+      form(instance, '/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: req.verifier, client_id: 'val-ue' }),
+    );
     return r.status === 200 ? (r.body as { refresh_token: string; access_token: string }) : undefined;
   }
 
@@ -232,7 +285,9 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
       for (let i = w; running; i += 2) {
         const chain = chains[i % chains.length]!;
         if (chain.dead) continue;
-        const r = await record('refresh', pick(i), () => form(pick(i), '/token', { grant_type: 'refresh_token', refresh_token: chain.token, client_id: 'val-ue' }));
+        const r = await record('refresh', pick(i), () =>
+          form(pick(i), '/token', { grant_type: 'refresh_token', refresh_token: chain.token, client_id: 'val-ue' }),
+        );
         if (r.status === 200) {
           Object.assign(chain, { token: r.body.refresh_token as string, access: r.body.access_token as string, doubt: false });
           ledger.rotations++;
@@ -265,7 +320,9 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
       for (let i = 0; running; i++) {
         const t = await login(pick(i), USERS[i % USERS.length]!);
         if (t) {
-          const r = await record('revocation', pick(i + 1), () => form(pick(i + 1), '/token/revocation', { token: t.refresh_token, token_type_hint: 'refresh_token', client_id: 'val-ue' }));
+          const r = await record('revocation', pick(i + 1), () =>
+            form(pick(i + 1), '/token/revocation', { token: t.refresh_token, token_type_hint: 'refresh_token', client_id: 'val-ue' }),
+          );
           if (r.status === 200) ledger.revoked.push(t.refresh_token);
         }
         await pause();
@@ -275,7 +332,15 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
     (async () => {
       for (let i = 0; running; i++) {
         const chain = chains[i % chains.length]!;
-        await record('token-exchange', pick(i), () => form(pick(i), '/token', { grant_type: TOKEN_EXCHANGE, subject_token: chain.access, subject_token_type: ACCESS_TOKEN_TYPE, audience: HOME, client_id: 'val-ue' }));
+        await record('token-exchange', pick(i), () =>
+          form(pick(i), '/token', {
+            grant_type: TOKEN_EXCHANGE,
+            subject_token: chain.access,
+            subject_token_type: ACCESS_TOKEN_TYPE,
+            audience: HOME,
+            client_id: 'val-ue',
+          }),
+        );
         const { token } = await mintSecurityToken(home, { issuer: HOME, partner: ISSUER, clientId: 'val-ue', valUserId: 'remote-1', lifetime: 60 });
         const r = await record('jwt-bearer', pick(i + 1), () => form(pick(i + 1), '/token', { grant_type: JWT_BEARER, assertion: token, client_id: 'val-ue' }));
         if (r.status === 200) ledger.securityTokens.push(token);
@@ -298,7 +363,8 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
   await pair.promote(pair.standby);
   const promotedAt = now();
   // Recovered: a write (refresh or provisioning) succeeded at each instance after the promotion.
-  const recoveredAt = (name: string) => outcomes.find((o) => o.instance === name && o.start > promotedAt && o.status === 200 && (o.kind === 'refresh' || o.kind === 'provisioning'))?.end;
+  const recoveredAt = (name: string) =>
+    outcomes.find((o) => o.instance === name && o.start > promotedAt && o.status === 200 && (o.kind === 'refresh' || o.kind === 'provisioning'))?.end;
   await until('both instances serving writes again', () => instances.every((i) => recoveredAt(i.name) !== undefined), 10_000);
   await new Promise((r) => setTimeout(r, 1500));
   running = false;
@@ -306,9 +372,13 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
 
   // What the clients saw.
   const firstUnavailable = Math.min(...outcomes.filter((o) => o.status === 503 && o.kind !== 'readyz').map((o) => o.end));
-  const firstSuccessAfter = Math.min(...outcomes.filter((o) => o.status < 400 && o.status > 0 && o.start > promotedAt && o.kind !== 'readyz').map((o) => o.end));
+  const firstSuccessAfter = Math.min(
+    ...outcomes.filter((o) => o.status < 400 && o.status > 0 && o.start > promotedAt && o.kind !== 'readyz').map((o) => o.end),
+  );
   const slowest = outcomes.reduce((m, o) => Math.max(m, o.end - o.start), 0);
-  const byKind = Object.entries(Object.groupBy(outcomes, (o) => `${o.kind} ${o.status}`)).map(([k, v]) => `${k} ×${v!.length}`).sort();
+  const byKind = Object.entries(Object.groupBy(outcomes, (o) => `${o.kind} ${o.status}`))
+    .map(([k, v]) => `${k} ×${v!.length}`)
+    .sort();
   const live = chains.filter((c) => !c.dead);
   const checked = ledger.provisioned.length + live.length + ledger.revoked.length + ledger.securityTokens.length;
   console.info(
@@ -321,11 +391,16 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
   expect(notReady).toEqual(new Set(['A', 'B']));
   expect(outcomes.filter((o) => o.status === 0 || (o.status >= 500 && o.status !== 503))).toEqual([]);
   expect(outcomes.filter((o) => o.status === 503 && o.kind !== 'readyz' && !o.retryAfter)).toEqual([]);
-  expect(outcomes.filter((o) => o.status === 503 && o.kind !== 'login' && o.kind !== 'readyz' && o.error !== 'temporarily_unavailable' && o.error !== 'TEMPORARILY_UNAVAILABLE')).toEqual([]);
+  expect(
+    outcomes.filter(
+      (o) => o.status === 503 && o.kind !== 'login' && o.kind !== 'readyz' && o.error !== 'temporarily_unavailable' && o.error !== 'TEMPORARILY_UNAVAILABLE',
+    ),
+  ).toEqual([]);
   expect(Number.isFinite(firstUnavailable)).toBe(true);
   // Bounded waits: nothing hangs past the pool's acquire timeout (3 s) by much, even while PostgreSQL is gone.
   expect(slowest).toBeLessThan(5000);
-  for (const i of instances) expect({ instance: i.name, recoveredWithin5s: recoveredAt(i.name)! - promotedAt < 5000 }).toEqual({ instance: i.name, recoveredWithin5s: true });
+  for (const i of instances)
+    expect({ instance: i.name, recoveredWithin5s: recoveredAt(i.name)! - promotedAt < 5000 }).toEqual({ instance: i.name, recoveredWithin5s: true });
   // Service resumed for good: nothing started 5 s after the promotion was refused for want of a database.
   expect(outcomes.filter((o) => o.start > promotedAt + 5000 && o.status === 503)).toEqual([]);
   expect(wrongRefusals).toEqual([]);
@@ -335,7 +410,14 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
   expect(ledger.securityTokens.length).toBeGreaterThan(0);
   // The ledger, read back on the new primary and through the interface.
   const stored = new Set(
-    (await pair.query<{ val_user_id: string }>(pair.standby, 'idms', 'select val_user_id from val_service_users where val_service_id = $1 and provisioned_by = $2', ['mcptt-1', MCX])).map((r) => r.val_user_id),
+    (
+      await pair.query<{ val_user_id: string }>(
+        pair.standby,
+        'idms',
+        'select val_user_id from val_service_users where val_service_id = $1 and provisioned_by = $2',
+        ['mcptt-1', MCX],
+      )
+    ).map((r) => r.val_user_id),
   );
   expect(ledger.provisioned.filter((id) => !stored.has(id))).toEqual([]);
   expect(live.length).toBeGreaterThanOrEqual(chains.length - 2);
@@ -356,29 +438,53 @@ test('failover drill: SIGKILL the primary, promote the standby; 503s only, back 
   }
 }, 60_000);
 
-test('change feed on the new primary: a redirect URI changed after the failover is seen by both processes', async () => {
-  const authorize = async (instance: Instance, redirectUri: string) => {
-    const url = new URL(ue.serverMetadata().authorization_endpoint!);
-    const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
-    url.search = new URLSearchParams({ client_id: 'val-web', redirect_uri: redirectUri, response_type: 'code', scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }).toString();
-    const res = await fetch(at(instance, url), { redirect: 'manual' });
-    await res.text();
-    return res.status;
-  };
-  // Both processes have the client cached (and its old redirect URI) from before.
-  for (const i of instances) expect(await authorize(i, REDIRECT)).toBe(303);
-  for (const i of instances) expect(await authorize(i, NEW_REDIRECT)).toBe(400);
-  // Each process LISTENs on the new primary again (the listener followed the failover; its caches start empty).
-  await until('both listeners on the new primary', async () => {
-    const rows = await pair.query<{ n: number }>(pair.standby, 'idms', "select count(distinct client_port)::int as n from pg_stat_activity where query like 'listen idms_cache_ping_%'");
-    return rows[0]!.n >= 2;
-  }, PROPAGATION_MS);
-  await cliOk(env, ['client', 'remove', 'val-web']);
-  await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', NEW_REDIRECT]);
-  for (const i of instances) {
-    await until(`${i.name} sees the new redirect URI`, async () => (await authorize(i, NEW_REDIRECT)) === 303 && (await authorize(i, REDIRECT)) === 400, PROPAGATION_MS, () => i.output());
-  }
-}, PROPAGATION_MS * 2 + 10_000);
+test(
+  'change feed on the new primary: a redirect URI changed after the failover is seen by both processes',
+  async () => {
+    const authorize = async (instance: Instance, redirectUri: string) => {
+      const url = new URL(ue.serverMetadata().authorization_endpoint!);
+      const challenge = await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier());
+      url.search = new URLSearchParams({
+        client_id: 'val-web',
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope: 'openid',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      }).toString();
+      const res = await fetch(at(instance, url), { redirect: 'manual' });
+      await res.text();
+      return res.status;
+    };
+    // Both processes have the client cached (and its old redirect URI) from before.
+    for (const i of instances) expect(await authorize(i, REDIRECT)).toBe(303);
+    for (const i of instances) expect(await authorize(i, NEW_REDIRECT)).toBe(400);
+    // Each process LISTENs on the new primary again (the listener followed the failover; its caches start empty).
+    await until(
+      'both listeners on the new primary',
+      async () => {
+        const rows = await pair.query<{ n: number }>(
+          pair.standby,
+          'idms',
+          "select count(distinct client_port)::int as n from pg_stat_activity where query like 'listen idms_cache_ping_%'",
+        );
+        return rows[0]!.n >= 2;
+      },
+      PROPAGATION_MS,
+    );
+    await cliOk(env, ['client', 'remove', 'val-web']);
+    await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', NEW_REDIRECT]);
+    for (const i of instances) {
+      await until(
+        `${i.name} sees the new redirect URI`,
+        async () => (await authorize(i, NEW_REDIRECT)) === 303 && (await authorize(i, REDIRECT)) === 400,
+        PROPAGATION_MS,
+        () => i.output(),
+      );
+    }
+  },
+  PROPAGATION_MS * 2 + 10_000,
+);
 
 test('a commit stuck waiting for the synchronous standby is never acknowledged: cancelled (PostgreSQL says success) or timed out, it is a 503', async () => {
   const db = createKnex(`postgres://postgres@127.0.0.1:${pair.standby.port}/idms?statement_timeout=300`, { max: 2 });
@@ -388,8 +494,17 @@ test('a commit stuck waiting for the synchronous standby is never acknowledged: 
   await pair.query(pair.standby, 'idms', 'select pg_reload_conf()');
   try {
     // An operator (or a pooler) cancels the wait: PostgreSQL answers the COMMIT with success and only a WARNING.
-    const cancelled = db('ha_probe').insert({ id: 'cancelled' }).then(() => undefined, (e: unknown) => e);
-    await until('commit waiting for the standby', async () => (await pair.query(pair.standby, 'idms', "select pid from pg_stat_activity where wait_event = 'SyncRep'")).length > 0, 2000);
+    const cancelled = db('ha_probe')
+      .insert({ id: 'cancelled' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    await until(
+      'commit waiting for the standby',
+      async () => (await pair.query(pair.standby, 'idms', "select pid from pg_stat_activity where wait_event = 'SyncRep'")).length > 0,
+      2000,
+    );
     await pair.query(pair.standby, 'idms', "select pg_cancel_backend(pid) from pg_stat_activity where wait_event = 'SyncRep'");
     const err = await cancelled;
     expect(err).toMatchObject({ code: 'IDMS_SYNC_REP_CANCELLED' });
@@ -399,7 +514,12 @@ test('a commit stuck waiting for the synchronous standby is never acknowledged: 
 
     // Nobody cancels: statement_timeout does not cover a COMMIT's wait, the driver's query timeout (+2 s) does.
     const started = performance.now();
-    const timedOut = await db('ha_probe').insert({ id: 'timed-out' }).then(() => undefined, (e: unknown) => e);
+    const timedOut = await db('ha_probe')
+      .insert({ id: 'timed-out' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(isDatabaseUnavailable(timedOut)).toBe(true);
     expect(performance.now() - started).toBeLessThan(4000);
   } finally {

@@ -21,7 +21,11 @@ let captured = '';
 const secrets = new Set<string>();
 
 type LogLine = Record<string, unknown> & { level: string; msg: string };
-const lines = (): LogLine[] => captured.split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine);
+const lines = (): LogLine[] =>
+  captured
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LogLine);
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -107,7 +111,8 @@ describe('no credential in the logs', () => {
 
     expect(secrets.size).toBeGreaterThanOrEqual(16);
     for (const secret of secrets) {
-      if (captured.includes(secret)) throw new Error(`a credential appears in the logs: ${secret.slice(0, 12)}… in ${captured.split("\n").find((l) => l.includes(secret))}`);
+      if (captured.includes(secret))
+        throw new Error(`a credential appears in the logs: ${secret.slice(0, 12)}… in ${captured.split('\n').find((l) => l.includes(secret))}`);
     }
     // Paths are logged without their query string: codes and state travel there.
     expect(requests.every((l) => !String(l.path).includes('?'))).toBe(true);
@@ -154,7 +159,7 @@ describe('X-Request-Id', () => {
     expect(lines()).toContainEqual(expect.objectContaining({ msg: 'request', requestId: 'lb-7f3a:42', path: '/healthz', route: '/healthz', status: 200 }));
   });
 
-  test('the provider\'s own endpoints carry it too', async () => {
+  test("the provider's own endpoints carry it too", async () => {
     const res = await fetch(`${server.issuer}/.well-known/openid-configuration`, { headers: { 'X-Request-Id': 'disco-1' } });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('disco-1');

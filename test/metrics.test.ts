@@ -108,7 +108,17 @@ test('a login and a client_credentials grant move the login, token, HTTP and poo
 
 test('provisioning calls over HTTP, on ss-ipp and the seed-named API, count operations and the pairs they changed', async () => {
   const REQUESTER = 'val-server-metrics.example.org';
-  await cliOk(server.env, ['val-server', 'add', REQUESTER, '--client-id', 'val-metrics', '--secret', 'val-metrics-secret-0123456789', '--services', 'mcptt-9,mcdata-9']);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    REQUESTER,
+    '--client-id',
+    'val-metrics',
+    '--secret',
+    'val-metrics-secret-0123456789',
+    '--services',
+    'mcptt-9,mcdata-9',
+  ]);
   const client = await valServerClient(server, 'val-metrics', 'val-metrics-secret-0123456789');
   const [token, seedToken] = [await ssIppToken(client), await provisioningToken(client, server)];
   const before = await scrape();
@@ -121,12 +131,22 @@ test('provisioning calls over HTTP, on ss-ipp and the seed-named API, count oper
   expect(created.status).toBe(201);
   const confId = new URL(created.headers.get('location')!).pathname.split('/').pop()!;
   expect((await ssIpp(server, 'GET', '/configurations/{confId}', `/configurations/${confId}`, { token })).status).toBe(200);
-  const refused = await ssIpp(server, 'POST', '/configurations', '/configurations', { token, json: { valServerId: REQUESTER, valSvcConf: [{ valServiceId: 'not-in-sla', idList: [{ valUserId: 'm4' }] }] } });
+  const refused = await ssIpp(server, 'POST', '/configurations', '/configurations', {
+    token,
+    json: { valServerId: REQUESTER, valSvcConf: [{ valServiceId: 'not-in-sla', idList: [{ valUserId: 'm4' }] }] },
+  });
   expect(refused.status).toBe(403);
   expect((await ssIpp(server, 'DELETE', '/configurations/{confId}', `/configurations/${confId}`, { token })).status).toBe(204);
 
   // The seed-named API: provide 2 pairs, then a PATCH that adds one and removes one.
-  expect((await call(server, 'POST', '/configurations', { token: seedToken, json: { requesterIdentity: REQUESTER, valServiceInfos: [{ valServiceId: 'mcdata-9', valUserIds: ['d1', 'd2'] }] } })).status).toBe(200);
+  expect(
+    (
+      await call(server, 'POST', '/configurations', {
+        token: seedToken,
+        json: { requesterIdentity: REQUESTER, valServiceInfos: [{ valServiceId: 'mcdata-9', valUserIds: ['d1', 'd2'] }] },
+      })
+    ).status,
+  ).toBe(200);
   expect((await call(server, 'PATCH', '/configurations/mcdata-9', { token: seedToken, json: { add: ['d3'], remove: ['d1'] } })).status).toBe(200);
 
   const after = await scrape();
@@ -146,12 +166,18 @@ test('an unknown grant type is counted as "other", not as a new label value', as
   const before = await scrape();
   const res = await fetch(`${server.issuer}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('val-server-1:val-server-secret-1').toString('base64')}` },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from('val-server-1:val-server-secret-1').toString('base64')}`,
+    },
     body: 'grant_type=urn:example:made-up',
   });
   expect(res.status).toBe(400);
   const after = await scrape();
-  expect(sample(after, 'idms_token_errors_total', { grant_type: 'other', error: 'unsupported_grant_type' }) - sample(before, 'idms_token_errors_total', { grant_type: 'other', error: 'unsupported_grant_type' })).toBe(1);
+  expect(
+    sample(after, 'idms_token_errors_total', { grant_type: 'other', error: 'unsupported_grant_type' }) -
+      sample(before, 'idms_token_errors_total', { grant_type: 'other', error: 'unsupported_grant_type' }),
+  ).toBe(1);
   expect(after).not.toContain('made-up');
 });
 
@@ -163,7 +189,6 @@ test('/metrics is not served on the public listener, and the metrics listener se
 });
 
 describe('serve with IDMS_METRICS_PORT', () => {
-
   async function serve(extraEnv: Record<string, string>): Promise<{ child: ChildProcess; port: number; metricsPort: number; output: () => string }> {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, ['src/main.ts', 'serve'], {
@@ -184,7 +209,10 @@ describe('serve with IDMS_METRICS_PORT', () => {
     child.stderr!.on('data', (c: Buffer) => (output += c));
     const until = Date.now() + 30_000;
     while (Date.now() < until && child.exitCode === null) {
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ready) return { child, port, metricsPort, output: () => output };
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -210,7 +238,10 @@ describe('serve with IDMS_METRICS_PORT', () => {
     } finally {
       await stop(child);
     }
-    const logLines = output().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const logLines = output()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logLines).toContainEqual(expect.objectContaining({ level: 'info', msg: expect.stringMatching(/^seal-idms listening on http:\/\/127\.0\.0\.1:/) }));
     expect(logLines.filter((l) => l.msg === 'request' && l.path === '/healthz')).toHaveLength(3);
   });

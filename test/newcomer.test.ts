@@ -16,7 +16,6 @@ let env: NodeJS.ProcessEnv;
 let issuer: string;
 let server: ChildProcess | undefined;
 
-
 function npm(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('npm', ['--silent', ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });

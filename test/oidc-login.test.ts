@@ -91,7 +91,7 @@ describe('authorization code + PKCE login', () => {
     expect(callback.searchParams.get('code')).toEqual(expect.any(String));
   });
 
-  test('a requested resource becomes the access token audience, with that resource server\'s algorithm', async () => {
+  test("a requested resource becomes the access token audience, with that resource server's algorithm", async () => {
     const tokens = await loginAndRedeem('bob', 'bob-password-1', { resource: 'https://gms.example.org' });
     expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ typ: 'at+jwt', alg: 'RS256' });
     const { payload } = await jwtVerify(tokens.access_token, jwks(), { audience: 'https://gms.example.org' });

@@ -148,12 +148,16 @@ describe('token endpoint', () => {
 
   test('a wrong PKCE verifier is invalid_grant', async () => {
     const { callback } = await code(ue);
-    await expect(oidc.authorizationCodeGrant(ue, callback, { pkceCodeVerifier: oidc.randomPKCECodeVerifier() })).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.authorizationCodeGrant(ue, callback, { pkceCodeVerifier: oidc.randomPKCECodeVerifier() })).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
   });
 
   test('expired access and refresh tokens are refused', async () => {
     const short = await oidc.discovery(new URL(shortLived.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
-    const shortServer = await oidc.discovery(new URL(shortLived.issuer), 'val-server-1', 'val-server-secret-1', undefined, { execute: [oidc.allowInsecureRequests] });
+    const shortServer = await oidc.discovery(new URL(shortLived.issuer), 'val-server-1', 'val-server-secret-1', undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
     const { callback, verifier } = await code(short);
     const tokens = await oidc.authorizationCodeGrant(short, callback, { pkceCodeVerifier: verifier });
     expect(tokens.expires_in).toBe(3);
@@ -163,7 +167,7 @@ describe('token endpoint', () => {
     await expect(oidc.refreshTokenGrant(short, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
-  test('a public client cannot introspect another client\'s token; a VAL server cannot revoke it', async () => {
+  test("a public client cannot introspect another client's token; a VAL server cannot revoke it", async () => {
     const cc = await oidc.clientCredentialsGrant(valServer);
     expect((await oidc.tokenIntrospection(ue, cc.access_token)).active).toBe(false);
     const { callback, verifier } = await code(ue);

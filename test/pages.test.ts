@@ -35,7 +35,18 @@ beforeAll(async () => {
   await cliOk(server.env, ['user', 'add', 'carol', '--password', 'carol-password-1']);
   await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'alice', 'bob', 'carol']);
   // Registered with the CLI binary, with where to send people after logout (OIDC RP-Initiated Logout 1.0 §3.1).
-  const added = await cliProcess(server.env, ['client', 'add', 'val-ue', '--public', '--name', CLIENT_NAME, '--redirect-uri', REDIRECT, '--post-logout-redirect-uri', BYE]);
+  const added = await cliProcess(server.env, [
+    'client',
+    'add',
+    'val-ue',
+    '--public',
+    '--name',
+    CLIENT_NAME,
+    '--redirect-uri',
+    REDIRECT,
+    '--post-logout-redirect-uri',
+    BYE,
+  ]);
   expect(added).toMatchObject({ code: 0, stderr: '' });
   ue = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
 });
@@ -70,7 +81,8 @@ async function get(url: string | URL, headers: Record<string, string> = {}, jar?
 /** The authorization request of an unregistered client: oidc-provider cannot send it back, so it renders an error page. */
 function unknownClientUrl(base: string, extra: Record<string, string> = {}): URL {
   const url = new URL('/auth', base);
-  for (const [k, v] of Object.entries({ client_id: 'no-such-client', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...extra })) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries({ client_id: 'no-such-client', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, ...extra }))
+    url.searchParams.set(k, v);
   return url;
 }
 
@@ -225,7 +237,11 @@ describe('sign-out: the prompt names the operator, and there is always a way bac
     const browser = new Browser();
     const request = await pkceAuthorizationRequest(ue, REDIRECT);
     const callback = await browser.login(request.url, user, `${user}-password-1`, REDIRECT);
-    const tokens = await oidc.authorizationCodeGrant(ue, new URL(callback), { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
+    const tokens = await oidc.authorizationCodeGrant(ue, new URL(callback), {
+      pkceCodeVerifier: request.verifier,
+      expectedState: request.state,
+      expectedNonce: request.nonce,
+    });
     return { jar: browser.jar, idToken: tokens.id_token! };
   }
 

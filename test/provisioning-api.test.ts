@@ -24,17 +24,36 @@ let token: string;
 
 const MCX = 'val-server-mcx.example.org';
 const POST = (json: unknown, t = token) => callDocumented(server, 'POST', '/configurations', '/configurations', { token: t, json });
-const GET = (service: string, query = '', t = token) => callDocumented(server, 'GET', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}${query}`, { token: t });
-const PATCH = (service: string, json: unknown, t = token) => callDocumented(server, 'PATCH', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}`, { token: t, json });
-const DELETE = (service: string, t = token) => callDocumented(server, 'DELETE', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}`, { token: t });
-const provide = (service: string, users: string[], requesterIdentity = MCX) => ({ requesterIdentity, valServiceInfos: [{ valServiceId: service, valUserIds: users }] });
+const GET = (service: string, query = '', t = token) =>
+  callDocumented(server, 'GET', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}${query}`, { token: t });
+const PATCH = (service: string, json: unknown, t = token) =>
+  callDocumented(server, 'PATCH', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}`, { token: t, json });
+const DELETE = (service: string, t = token) =>
+  callDocumented(server, 'DELETE', '/configurations/{valServiceId}', `/configurations/${encodeURIComponent(service)}`, { token: t });
+const provide = (service: string, users: string[], requesterIdentity = MCX) => ({
+  requesterIdentity,
+  valServiceInfos: [{ valServiceId: service, valUserIds: users }],
+});
 const problem = (res: ApiResponse) => res.body as Problem;
-const stored = (service: string) => database.db('val_service_users').where({ val_service_id: service }).orderBy('val_user_id').pluck('val_user_id') as Promise<string[]>;
+const stored = (service: string) =>
+  database.db('val_service_users').where({ val_service_id: service }).orderBy('val_user_id').pluck('val_user_id') as Promise<string[]>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(database);
-  await cliOk(server.env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', 'mcx-secret-0123456789', '--services', 'mcptt-1,mcvideo-2,paged-3,patch-4', '--endpoint', 'https://mcx.example.org/']);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    MCX,
+    '--client-id',
+    'mcx',
+    '--secret',
+    'mcx-secret-0123456789',
+    '--services',
+    'mcptt-1,mcvideo-2,paged-3,patch-4',
+    '--endpoint',
+    'https://mcx.example.org/',
+  ]);
   mcx = await valServerClient(server, 'mcx', 'mcx-secret-0123456789');
   token = await provisioningToken(mcx, server);
 });
@@ -45,8 +64,14 @@ afterAll(async () => {
 });
 
 describe('Provide_Configuration', () => {
-  test('replaces the VAL server\'s set for each listed service and answers result SUCCESS', async () => {
-    const first = await POST({ requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: ['alice', 'bob'] }, { valServiceId: 'mcvideo-2', valUserIds: ['alice'] }] });
+  test("replaces the VAL server's set for each listed service and answers result SUCCESS", async () => {
+    const first = await POST({
+      requesterIdentity: MCX,
+      valServiceInfos: [
+        { valServiceId: 'mcptt-1', valUserIds: ['alice', 'bob'] },
+        { valServiceId: 'mcvideo-2', valUserIds: ['alice'] },
+      ],
+    });
     expect(first.status).toBe(200);
     expect(first.body).toEqual({ result: 'SUCCESS' });
     expect(first.headers.get('cache-control')).toBe('no-store');
@@ -63,7 +88,9 @@ describe('Provide_Configuration', () => {
   });
 
   test('the OpenAPI request examples are valid for the schema and accepted by the server', async () => {
-    const post = openApiDocument.paths['/configurations']!.post!.requestBody as { content: Record<string, { schema: unknown; examples: Record<string, { value: unknown }> }> };
+    const post = openApiDocument.paths['/configurations']!.post!.requestBody as {
+      content: Record<string, { schema: unknown; examples: Record<string, { value: unknown }> }>;
+    };
     const { schema, examples } = post.content['application/json']!;
     expect(Object.keys(examples).length).toBeGreaterThan(0);
     for (const [name, { value }] of Object.entries(examples)) {
@@ -131,7 +158,17 @@ describe('authorization (RFC 6750, RFC 9068 §4)', () => {
 
   test('a client not registered for the provisioning scope gets no token for the API (invalid_scope)', async () => {
     // The 403 for a provisioning-audience token without the scope is in provisioning-e2e.test.ts (a user's token).
-    await cliOk(server.env, ['client', 'add', 'no-scope', '--secret', 'no-scope-secret-0123456789', '--grant', 'client_credentials', '--scope', '3gpp:seal:val_service']);
+    await cliOk(server.env, [
+      'client',
+      'add',
+      'no-scope',
+      '--secret',
+      'no-scope-secret-0123456789',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      '3gpp:seal:val_service',
+    ]);
     const client = await valServerClient(server, 'no-scope', 'no-scope-secret-0123456789');
     await expect(provisioningToken(client, server, undefined)).rejects.toMatchObject({ error: 'invalid_scope' });
     await expect(provisioningToken(client, server)).rejects.toMatchObject({ error: 'invalid_scope' });
@@ -148,7 +185,17 @@ describe('authorization (RFC 6750, RFC 9068 §4)', () => {
   });
 
   test('a client that is not a registered VAL server: 403', async () => {
-    await cliOk(server.env, ['client', 'add', 'plain-client', '--secret', 'plain-secret-0123456789', '--grant', 'client_credentials', '--scope', '3gpp:seal:idm:provisioning']);
+    await cliOk(server.env, [
+      'client',
+      'add',
+      'plain-client',
+      '--secret',
+      'plain-secret-0123456789',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      '3gpp:seal:idm:provisioning',
+    ]);
     const plain = await provisioningToken(await valServerClient(server, 'plain-client', 'plain-secret-0123456789'), server);
     const res = await POST(provide('mcptt-1', ['x'], 'plain-client'), plain);
     expect(res.status).toBe(403);
@@ -169,14 +216,35 @@ describe('SLA checks: 403 and nothing from the request is stored', () => {
   let sla: oidc.Configuration;
   let slaToken: string;
   beforeAll(async () => {
-    await cliOk(server.env, ['val-server', 'add', 'sla-server', '--client-id', 'sla', '--secret', 'sla-secret-0123456789', '--services', 'sla-a,sla-b', '--max-users', '3']);
+    await cliOk(server.env, [
+      'val-server',
+      'add',
+      'sla-server',
+      '--client-id',
+      'sla',
+      '--secret',
+      'sla-secret-0123456789',
+      '--services',
+      'sla-a,sla-b',
+      '--max-users',
+      '3',
+    ]);
     sla = await valServerClient(server, 'sla', 'sla-secret-0123456789');
     slaToken = await provisioningToken(sla, server);
     expect((await POST(provide('sla-a', ['u1', 'u2'], 'sla-server'), slaToken)).status).toBe(200);
   });
 
   test('a VAL service outside the SLA rejects the whole request', async () => {
-    const res = await POST({ requesterIdentity: 'sla-server', valServiceInfos: [{ valServiceId: 'sla-a', valUserIds: ['u9'] }, { valServiceId: 'mcptt-1', valUserIds: ['u9'] }] }, slaToken);
+    const res = await POST(
+      {
+        requesterIdentity: 'sla-server',
+        valServiceInfos: [
+          { valServiceId: 'sla-a', valUserIds: ['u9'] },
+          { valServiceId: 'mcptt-1', valUserIds: ['u9'] },
+        ],
+      },
+      slaToken,
+    );
     expect(res.status).toBe(403);
     expect(problem(res)).toMatchObject({ cause: 'VAL_SERVICE_NOT_IN_SLA', invalidParams: [{ param: '/valServiceInfos/1/valServiceId' }], result: 'FAILURE' });
     expect(await stored('sla-a')).toEqual(['u1', 'u2']);
@@ -187,7 +255,16 @@ describe('SLA checks: 403 and nothing from the request is stored', () => {
   });
 
   test('quota: a set larger than max users per service is refused, for every service of the request', async () => {
-    const res = await POST({ requesterIdentity: 'sla-server', valServiceInfos: [{ valServiceId: 'sla-b', valUserIds: ['b1'] }, { valServiceId: 'sla-a', valUserIds: ['u1', 'u2', 'u3', 'u4'] }] }, slaToken);
+    const res = await POST(
+      {
+        requesterIdentity: 'sla-server',
+        valServiceInfos: [
+          { valServiceId: 'sla-b', valUserIds: ['b1'] },
+          { valServiceId: 'sla-a', valUserIds: ['u1', 'u2', 'u3', 'u4'] },
+        ],
+      },
+      slaToken,
+    );
     expect(res.status).toBe(403);
     expect(problem(res)).toMatchObject({ cause: 'QUOTA_EXCEEDED', invalidParams: [{ param: '/valServiceInfos/1/valUserIds' }] });
     expect(await stored('sla-a')).toEqual(['u1', 'u2']);
@@ -207,7 +284,12 @@ describe('SLA checks: 403 and nothing from the request is stored', () => {
 
   test('an expired SLA refuses every operation; a renewed one works again', async () => {
     await cliOk(server.env, ['val-server', 'update', 'sla-server', '--valid-until', '2020-01-01T00:00:00Z']);
-    for (const res of [await POST(provide('sla-a', ['z'], 'sla-server'), slaToken), await PATCH('sla-a', { remove: ['u2'] }, slaToken), await DELETE('sla-a', slaToken), await GET('sla-a', '', slaToken)]) {
+    for (const res of [
+      await POST(provide('sla-a', ['z'], 'sla-server'), slaToken),
+      await PATCH('sla-a', { remove: ['u2'] }, slaToken),
+      await DELETE('sla-a', slaToken),
+      await GET('sla-a', '', slaToken),
+    ]) {
       expect(res.status).toBe(403);
       expect(problem(res).cause).toBe('SLA_EXPIRED');
     }
@@ -237,7 +319,11 @@ describe('bad input: 400-class problem details with invalidParams, never a 500',
   const params = (res: ApiResponse) => problem(res).invalidParams?.map((p) => p.param);
 
   test('malformed JSON, missing body, wrong media type', async () => {
-    const malformed = await callDocumented(server, 'POST', '/configurations', '/configurations', { token, body: '{"requesterIdentity": ', headers: { 'content-type': 'application/json' } });
+    const malformed = await callDocumented(server, 'POST', '/configurations', '/configurations', {
+      token,
+      body: '{"requesterIdentity": ',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(malformed.status).toBe(400);
     expect(problem(malformed)).toMatchObject({ cause: 'INVALID_MSG_FORMAT', invalidParams: [{ param: '' }], result: 'FAILURE' });
     const missing = await callDocumented(server, 'POST', '/configurations', '/configurations', { token });
@@ -245,7 +331,11 @@ describe('bad input: 400-class problem details with invalidParams, never a 500',
     const text = await callDocumented(server, 'POST', '/configurations', '/configurations', { token, body: 'a=b', headers: { 'content-type': 'text/plain' } });
     expect(text.status).toBe(415);
     expect(problem(text).invalidParams).toEqual([{ param: 'Content-Type', reason: 'must be application/json' }]);
-    const form = await callDocumented(server, 'PATCH', '/configurations/{valServiceId}', '/configurations/patch-4', { token, body: 'add=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await callDocumented(server, 'PATCH', '/configurations/{valServiceId}', '/configurations/patch-4', {
+      token,
+      body: 'add=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
   });
 
@@ -259,12 +349,26 @@ describe('bad input: 400-class problem details with invalidParams, never a 500',
     ['an empty VAL user ID', provide('mcptt-1', ['']), ['/valServiceInfos/0/valUserIds/0']],
     ['an empty VAL service ID', provide('', ['a']), ['/valServiceInfos/0/valServiceId']],
     ['a duplicate VAL user ID', provide('mcptt-1', ['a', 'b', 'a']), ['/valServiceInfos/0/valUserIds/2']],
-    ['a duplicate VAL service ID', { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: [] }, { valServiceId: 'mcptt-1', valUserIds: ['a'] }] }, ['/valServiceInfos/1']],
+    [
+      'a duplicate VAL service ID',
+      {
+        requesterIdentity: MCX,
+        valServiceInfos: [
+          { valServiceId: 'mcptt-1', valUserIds: [] },
+          { valServiceId: 'mcptt-1', valUserIds: ['a'] },
+        ],
+      },
+      ['/valServiceInfos/1'],
+    ],
     ['a VAL user ID over 255 characters', provide('mcptt-1', ['x'.repeat(256)]), ['/valServiceInfos/0/valUserIds/0']],
     ['a VAL user ID with a space', provide('mcptt-1', ['alice smith']), ['/valServiceInfos/0/valUserIds/0']],
     ['a VAL user ID with a control character', provide('mcptt-1', ['alice\u0000']), ['/valServiceInfos/0/valUserIds/0']],
     ['an unknown attribute', { ...provide('mcptt-1', []), extra: 1 }, ['/extra']],
-    ['an unknown attribute in a service', { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: [], valUserId: 'a' }] }, ['/valServiceInfos/0/valUserId']],
+    [
+      'an unknown attribute in a service',
+      { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: [], valUserId: 'a' }] },
+      ['/valServiceInfos/0/valUserId'],
+    ],
   ])('Provide_Configuration with %s', async (_name, body, expected) => {
     const before = await stored('mcptt-1');
     const res = await POST(body);
@@ -283,7 +387,11 @@ describe('bad input: 400-class problem details with invalidParams, never a 500',
 
   test('a body over 32 MiB: 413, before the body is read', async () => {
     const big = Buffer.alloc(32 * 1024 * 1024 + 1, 0x20);
-    const res = await callDocumented(server, 'POST', '/configurations', '/configurations', { token, body: big, headers: { 'content-type': 'application/json' } });
+    const res = await callDocumented(server, 'POST', '/configurations', '/configurations', {
+      token,
+      body: big,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(413);
     expect(problem(res)).toMatchObject({ cause: 'PAYLOAD_TOO_LARGE', invalidParams: [{ param: '' }], result: 'FAILURE' });
   });
@@ -372,7 +480,11 @@ describe('audit', () => {
     await DELETE('mcvideo-2');
     await call(server, 'POST', '/configurations', { json: provide('mcvideo-2', []) });
     const out = await cliOk(server.env, ['audit', 'list', '--json', '--limit', '6']);
-    const events = out.trim().split('\n').map((l) => JSON.parse(l) as { actor: string; action: string; subject: string; result: string; details: Record<string, unknown> }).reverse();
+    const events = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { actor: string; action: string; subject: string; result: string; details: Record<string, unknown> })
+      .reverse();
     expect(events.map((e) => [e.actor, e.action, e.subject, e.result])).toEqual([
       [MCX, 'provisioning.provide_configuration', 'mcvideo-2', 'success'],
       [MCX, 'provisioning.provide_configuration', 'not-mine', 'failure'],
@@ -402,8 +514,18 @@ describe('OpenAPI document', () => {
   });
 
   test('documents every operation the server routes', () => {
-    const ops = Object.entries(openApiDocument.paths).flatMap(([path, item]) => Object.keys(item).filter((k) => k !== 'parameters').map((m) => `${m.toUpperCase()} ${path}`));
-    expect(ops.sort()).toEqual(['DELETE /configurations/{valServiceId}', 'GET /configurations/{valServiceId}', 'GET /openapi.yaml', 'PATCH /configurations/{valServiceId}', 'POST /configurations']);
+    const ops = Object.entries(openApiDocument.paths).flatMap(([path, item]) =>
+      Object.keys(item)
+        .filter((k) => k !== 'parameters')
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(ops.sort()).toEqual([
+      'DELETE /configurations/{valServiceId}',
+      'GET /configurations/{valServiceId}',
+      'GET /openapi.yaml',
+      'PATCH /configurations/{valServiceId}',
+      'POST /configurations',
+    ]);
   });
 });
 
@@ -411,12 +533,33 @@ describe('val-server CLI', () => {
   test('add registers a confidential client_credentials client with the provisioning and VAL service scopes', async () => {
     const out = await cliOk(server.env, ['client', 'list']);
     expect(out).toContain('mcx\tconfidential\tclient_credentials\t3gpp:seal:idm:provisioning 3gpp:seal:val_service');
-    const list = (await cliOk(server.env, ['val-server', 'list', '--json'])).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(list.find((v) => v.requesterIdentity === MCX)).toMatchObject({ clientId: 'mcx', status: 'active', endpoint: 'https://mcx.example.org/', validUntil: null, maxUsersPerService: null });
+    const list = (await cliOk(server.env, ['val-server', 'list', '--json']))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(list.find((v) => v.requesterIdentity === MCX)).toMatchObject({
+      clientId: 'mcx',
+      status: 'active',
+      endpoint: 'https://mcx.example.org/',
+      validUntil: null,
+      maxUsersPerService: null,
+    });
   });
 
   test('a generated secret is printed once and works', async () => {
-    const out = await cliOk(server.env, ['val-server', 'add', 'gen-server', '--client-id', 'gen', '--services', 'g1', '--valid-until', '2099-01-01', '--max-users', '10']);
+    const out = await cliOk(server.env, [
+      'val-server',
+      'add',
+      'gen-server',
+      '--client-id',
+      'gen',
+      '--services',
+      'g1',
+      '--valid-until',
+      '2099-01-01',
+      '--max-users',
+      '10',
+    ]);
     const secret = /client_secret: (\S+)/.exec(out)?.[1];
     expect(secret).toBeDefined();
     const t = await provisioningToken(await valServerClient(server, 'gen', secret!), server);

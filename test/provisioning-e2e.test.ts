@@ -51,13 +51,20 @@ async function login(user: string, password: string, params: { scope?: string; r
 }
 
 const services = async (accessToken: string) =>
-  (await jwtVerify(accessToken, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: 'urn:3gpp:seal', typ: 'at+jwt' })).payload.val_service_ids;
+  (await jwtVerify(accessToken, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: 'urn:3gpp:seal', typ: 'at+jwt' }))
+    .payload.val_service_ids;
 
 test('VAL server provisions → login shows the services → VAL server removes one → refresh shows it gone', async () => {
   // bob has no credentials yet: a mapping may name a user who does not exist (DESIGN, data).
   const provided = await callDocumented(server, 'POST', '/configurations', '/configurations', {
     token,
-    json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: ['alice', 'bob'] }, { valServiceId: 'v2x-7', valUserIds: ['alice'] }] },
+    json: {
+      requesterIdentity: MCX,
+      valServiceInfos: [
+        { valServiceId: 'mcptt-1', valUserIds: ['alice', 'bob'] },
+        { valServiceId: 'v2x-7', valUserIds: ['alice'] },
+      ],
+    },
   });
   expect(provided.body).toEqual({ result: 'SUCCESS' });
 
@@ -72,7 +79,14 @@ test('VAL server provisions → login shows the services → VAL server removes 
   expect(await services(refreshed.access_token)).toEqual(['mcptt-1']);
 
   // Provide_Configuration without alice: she has no VAL service left, so the next refresh is refused.
-  expect((await callDocumented(server, 'POST', '/configurations', '/configurations', { token, json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: ['bob'] }] } })).status).toBe(200);
+  expect(
+    (
+      await callDocumented(server, 'POST', '/configurations', '/configurations', {
+        token,
+        json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'mcptt-1', valUserIds: ['bob'] }] },
+      })
+    ).status,
+  ).toBe(200);
   await expect(oidc.refreshTokenGrant(ue, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'access_denied' });
 
   // bob, provisioned before he had credentials, logs in with the service once the operator creates him.

@@ -14,7 +14,19 @@ let token: string;
 beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(database);
-  await cliOk(server.env, ['val-server', 'add', 'big-server', '--client-id', 'big', '--secret', 'big-secret-0123456789', '--services', 'big-1', '--max-users', '100000']);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    'big-server',
+    '--client-id',
+    'big',
+    '--secret',
+    'big-secret-0123456789',
+    '--services',
+    'big-1',
+    '--max-users',
+    '100000',
+  ]);
   token = await provisioningToken(await valServerClient(server, 'big', 'big-secret-0123456789'), server);
 });
 
@@ -24,7 +36,10 @@ afterAll(async () => {
 });
 
 const provide = (users: string[]) =>
-  callDocumented(server, 'POST', '/configurations', '/configurations', { token, json: { requesterIdentity: 'big-server', valServiceInfos: [{ valServiceId: 'big-1', valUserIds: users }] } });
+  callDocumented(server, 'POST', '/configurations', '/configurations', {
+    token,
+    json: { requesterIdentity: 'big-server', valServiceInfos: [{ valServiceId: 'big-1', valUserIds: users }] },
+  });
 const count = async () => ((await database.db('val_service_users').where({ val_service_id: 'big-1' }).count({ n: '*' }).first()) as { n: number }).n;
 
 test('one Provide_Configuration with 100,000 VAL user IDs, then a replace that moves only the difference', async () => {

@@ -16,8 +16,32 @@ const IDENTITY = { a: 'val-server-a', b: 'val-server-b' } as const;
 beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(database);
-  await cliOk(server.env, ['val-server', 'add', IDENTITY.a, '--client-id', 'a', '--secret', 'a-secret-0123456789', '--services', 'shared-1,own-a', '--max-users', '3']);
-  await cliOk(server.env, ['val-server', 'add', IDENTITY.b, '--client-id', 'b', '--secret', 'b-secret-0123456789', '--services', 'shared-1', '--max-users', '3']);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    IDENTITY.a,
+    '--client-id',
+    'a',
+    '--secret',
+    'a-secret-0123456789',
+    '--services',
+    'shared-1,own-a',
+    '--max-users',
+    '3',
+  ]);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    IDENTITY.b,
+    '--client-id',
+    'b',
+    '--secret',
+    'b-secret-0123456789',
+    '--services',
+    'shared-1',
+    '--max-users',
+    '3',
+  ]);
   for (const who of ['a', 'b'] as const) {
     const client: oidc.Configuration = await valServerClient(server, who, `${who}-secret-0123456789`);
     tokens[who] = await provisioningToken(client, server);
@@ -30,10 +54,15 @@ afterAll(async () => {
 });
 
 const provide = (who: 'a' | 'b', users: string[]) =>
-  callDocumented(server, 'POST', '/configurations', '/configurations', { token: tokens[who], json: { requesterIdentity: IDENTITY[who], valServiceInfos: [{ valServiceId: 'shared-1', valUserIds: users }] } });
+  callDocumented(server, 'POST', '/configurations', '/configurations', {
+    token: tokens[who],
+    json: { requesterIdentity: IDENTITY[who], valServiceInfos: [{ valServiceId: 'shared-1', valUserIds: users }] },
+  });
 const list = async (who: 'a' | 'b') =>
-  ((await callDocumented(server, 'GET', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens[who] })).body as { valUserIds: string[] }).valUserIds;
-const patch = (who: 'a' | 'b', json: unknown) => callDocumented(server, 'PATCH', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens[who], json });
+  ((await callDocumented(server, 'GET', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens[who] })).body as { valUserIds: string[] })
+    .valUserIds;
+const patch = (who: 'a' | 'b', json: unknown) =>
+  callDocumented(server, 'PATCH', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens[who], json });
 const hasShared = async (user: string) => (await servicesOfUser(database.db, user)).includes('shared-1');
 
 test('each VAL server sees and replaces only its own entries; the user has the service while anyone lists them', async () => {
@@ -55,7 +84,10 @@ test("PATCH remove and DELETE by one VAL server never touch the other's users", 
   expect((await provide('a', ['u2', 'u4'])).status).toBe(200);
   expect((await patch('a', { remove: ['u3'] })).body).toEqual({ result: 'SUCCESS', added: 0, removed: 0 });
   expect(await hasShared('u3')).toBe(true);
-  expect((await callDocumented(server, 'DELETE', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens.a })).body).toEqual({ result: 'SUCCESS', removed: 2 });
+  expect((await callDocumented(server, 'DELETE', '/configurations/{valServiceId}', '/configurations/shared-1', { token: tokens.a })).body).toEqual({
+    result: 'SUCCESS',
+    removed: 2,
+  });
   expect(await list('b')).toEqual(['u2', 'u3']);
   expect([await hasShared('u2'), await hasShared('u3'), await hasShared('u4')]).toEqual([true, true, false]);
   // B removing u2 ends it: A no longer lists u2 either.

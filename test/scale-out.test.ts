@@ -23,7 +23,6 @@ let database: TestDatabase;
 let env: NodeJS.ProcessEnv;
 let instances: Instance[];
 
-
 async function startInstance(name: string): Promise<Instance> {
   const port = await freePort();
   const child = spawn(process.execPath, ['src/main.ts', 'serve'], {
@@ -37,7 +36,10 @@ async function startInstance(name: string): Promise<Instance> {
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
     if (child.exitCode !== null) break;
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) return { name, port, child, output: () => output };
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -74,7 +76,10 @@ class BrowserAt extends Browser {
 
 async function discover(clientId: string, secret: string | undefined, instance: Instance): Promise<oidc.Configuration> {
   const fetchAt: oidc.CustomFetch = (url, options) => fetch(at(instance.port, url), options as RequestInit);
-  return oidc.discovery(new URL(ISSUER), clientId, secret, secret ? undefined : oidc.None(), { execute: [oidc.allowInsecureRequests], [oidc.customFetch]: fetchAt });
+  return oidc.discovery(new URL(ISSUER), clientId, secret, secret ? undefined : oidc.None(), {
+    execute: [oidc.allowInsecureRequests],
+    [oidc.customFetch]: fetchAt,
+  });
 }
 
 async function clientCredentialsAt(instance: Instance, clientId: string, secret: string, params: Record<string, string> = {}): Promise<Response> {
@@ -123,7 +128,10 @@ afterAll(async () => {
 });
 
 async function provisioningToken(instance: Instance): Promise<string> {
-  const res = await clientCredentialsAt(instance, 'mcx', 'mcx-secret-0123456789', { scope: '3gpp:seal:idm:provisioning', resource: `${ISSUER}${PROVISIONING}` });
+  const res = await clientCredentialsAt(instance, 'mcx', 'mcx-secret-0123456789', {
+    scope: '3gpp:seal:idm:provisioning',
+    resource: `${ISSUER}${PROVISIONING}`,
+  });
   expect(res.status).toBe(200);
   return ((await res.json()) as { access_token: string }).access_token;
 }
@@ -193,10 +201,14 @@ describe('three instances on one database', () => {
     const fresh = /now active: (.+?) \(/.exec(out)![1]!.split(', ');
     for (const instance of instances) {
       // Each instance checks for rotated keys every few seconds.
-      const kid = await until(`new key at ${instance.name}`, async () => {
-        const { kid } = decodeProtectedHeader(await token(instance));
-        return fresh.includes(kid!) ? kid : undefined;
-      }, 8000);
+      const kid = await until(
+        `new key at ${instance.name}`,
+        async () => {
+          const { kid } = decodeProtectedHeader(await token(instance));
+          return fresh.includes(kid!) ? kid : undefined;
+        },
+        8000,
+      );
       expect(fresh).toContain(kid);
     }
     const after = await token(instances[1]!);
@@ -218,7 +230,11 @@ describe('three instances on one database', () => {
     // Removed by another process: each instance hears of it from PostgreSQL (NOTIFY), not from this one.
     await cliOk(env, ['client', 'remove', 'short-lived']);
     for (const instance of instances) {
-      await until(`removal seen by ${instance.name}`, async () => ((await clientCredentialsAt(instance, 'short-lived', 'short-lived-secret-0123')).status === 401 ? true : undefined), 1000);
+      await until(
+        `removal seen by ${instance.name}`,
+        async () => ((await clientCredentialsAt(instance, 'short-lived', 'short-lived-secret-0123')).status === 401 ? true : undefined),
+        1000,
+      );
     }
   });
 
@@ -226,7 +242,9 @@ describe('three instances on one database', () => {
     const [a, b, c] = instances as [Instance, Instance, Instance];
     const clients = instances.map((i) => new HttpClient(`http://127.0.0.1:${i.port}`, 8));
     const bearer = `Bearer ${await provisioningToken(a)}`;
-    const outcomes = new Map<string, { ok: number; http5xx: number; otherHttp: number; connection: number }>(instances.map((i) => [i.name, { ok: 0, http5xx: 0, otherHttp: 0, connection: 0 }]));
+    const outcomes = new Map<string, { ok: number; http5xx: number; otherHttp: number; connection: number }>(
+      instances.map((i) => [i.name, { ok: 0, http5xx: 0, otherHttp: 0, connection: 0 }]),
+    );
     const acknowledged: string[] = [];
     let n = 0;
     const op = async () => {
@@ -242,7 +260,12 @@ describe('three instances on one database', () => {
           else tally.otherHttp++;
         } else {
           const user = `load-user-${i}`;
-          const res = await http.request('PATCH', `${PROVISIONING}/configurations/mcptt-1`, { authorization: bearer, 'content-type': 'application/json' }, JSON.stringify({ add: [user] }));
+          const res = await http.request(
+            'PATCH',
+            `${PROVISIONING}/configurations/mcptt-1`,
+            { authorization: bearer, 'content-type': 'application/json' },
+            JSON.stringify({ add: [user] }),
+          );
           if (res.status === 200) {
             tally.ok++;
             acknowledged.push(user);
@@ -266,7 +289,9 @@ describe('three instances on one database', () => {
     expect(outcomes.get('C')!.connection).toBeGreaterThan(0);
     expect(load.ok).toBe(n);
 
-    const stored = new Set(await database.db('val_service_users').where({ val_service_id: 'mcptt-1' }).whereIn('val_user_id', acknowledged).pluck('val_user_id'));
+    const stored = new Set(
+      await database.db('val_service_users').where({ val_service_id: 'mcptt-1' }).whereIn('val_user_id', acknowledged).pluck('val_user_id'),
+    );
     expect(acknowledged.filter((u) => !stored.has(u))).toEqual([]);
     expect(acknowledged.length).toBeGreaterThan(20);
     // The survivors are healthy afterwards.

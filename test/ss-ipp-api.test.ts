@@ -7,7 +7,17 @@ import { decodeJwt } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
-import { call, callDocumented, provisioningToken, ssIpp, ssIppContract, ssIppToken, valServerClient, type ApiResponse, type ProblemDetails } from './helpers/provisioning.ts';
+import {
+  call,
+  callDocumented,
+  provisioningToken,
+  ssIpp,
+  ssIppContract,
+  ssIppToken,
+  valServerClient,
+  type ApiResponse,
+  type ProblemDetails,
+} from './helpers/provisioning.ts';
 import { metricsRegistry } from '../src/observability/metrics.ts';
 import { servicesOfUser } from '../src/provisioning/store.ts';
 
@@ -48,7 +58,19 @@ beforeAll(async () => {
   database = await createTestDatabase();
   server = await startTestServer(database);
   await cliOk(server.env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', 'mcx-secret-0123456789', '--services', 'mcptt-1,mcvideo-2,compat-4']);
-  await cliOk(server.env, ['val-server', 'add', QUOTA, '--client-id', 'quota', '--secret', 'quota-secret-0123456789', '--services', 'quota-3', '--max-users', '3']);
+  await cliOk(server.env, [
+    'val-server',
+    'add',
+    QUOTA,
+    '--client-id',
+    'quota',
+    '--secret',
+    'quota-secret-0123456789',
+    '--services',
+    'quota-3',
+    '--max-users',
+    '3',
+  ]);
   await cliOk(server.env, ['val-server', 'add', OTHER, '--client-id', 'other', '--secret', 'other-secret-0123456789', '--services', 'mcptt-1']);
   await cliOk(server.env, ['client', 'add', 'plain', '--secret', 'plain-secret-0123456789', '--grant', 'client_credentials']);
   mcx = await valServerClient(server, 'mcx', 'mcx-secret-0123456789');
@@ -105,20 +127,26 @@ describe('operations', () => {
     expect(res.headers.get('location')).toMatch(new RegExp(`^${server.config.apiRoot}/ss-ipp/v1/configurations/[A-Za-z0-9_-]{22}$`));
     expect(res.body).toEqual({ ...body, suppFeat: '0' });
     const confId = confIdOf(res);
-    expect(await database.db('val_service_users').where({ conf_id: confId }).select('val_service_id', 'val_user_id', 'provisioned_by')).toEqual([{ val_service_id: 'mcptt-1', val_user_id: 'alice', provisioned_by: MCX }]);
-    expect(await database.db('val_service_ues').where({ conf_id: confId }).select('val_service_id', 'val_ue_id')).toEqual([{ val_service_id: 'mcptt-1', val_ue_id: 'ue-imei-1' }]);
+    expect(await database.db('val_service_users').where({ conf_id: confId }).select('val_service_id', 'val_user_id', 'provisioned_by')).toEqual([
+      { val_service_id: 'mcptt-1', val_user_id: 'alice', provisioned_by: MCX },
+    ]);
+    expect(await database.db('val_service_ues').where({ conf_id: confId }).select('val_service_id', 'val_ue_id')).toEqual([
+      { val_service_id: 'mcptt-1', val_ue_id: 'ue-imei-1' },
+    ]);
     expect(await servicesOfUser(database.db, 'alice')).toEqual(['mcptt-1']);
     expect((await ssIpp(server, 'GET', I, `${C}/${confId}`, { token })).body).toEqual({ ...body, suppFeat: '0' });
   });
 
-  test('GET /configurations lists only the caller\'s, filtered by config-ids (repeated or comma-separated) and val-server-id', async () => {
+  test("GET /configurations lists only the caller's, filtered by config-ids (repeated or comma-separated) and val-server-id", async () => {
     const a = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('u1') }]) }));
     const b = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('u2') }]) }));
     const foreign = confIdOf(await ssIpp(server, 'POST', C, C, { token: otherToken, json: config([{ valServiceId: 'mcptt-1', idList: users('o1') }], OTHER) }));
     const all = (await ssIpp(server, 'GET', C, `${C}?val-server-id=${encodeURIComponent(MCX)}`, { token })).body as { valServerId: string }[];
     expect(all.length).toBeGreaterThanOrEqual(2);
     expect(all.every((c) => c.valServerId === MCX)).toBe(true);
-    const repeated = (await ssIpp(server, 'GET', C, `${C}?config-ids=${a}&config-ids=${b}&config-ids=${foreign}`, { token })).body as { valSvcConf: { idList: unknown[] }[] }[];
+    const repeated = (await ssIpp(server, 'GET', C, `${C}?config-ids=${a}&config-ids=${b}&config-ids=${foreign}`, { token })).body as {
+      valSvcConf: { idList: unknown[] }[];
+    }[];
     expect(repeated.map((c) => c.valSvcConf[0]!.idList)).toEqual([users('u1'), users('u2')]);
     expect(((await ssIpp(server, 'GET', C, `${C}?config-ids=${a},${foreign}`, { token })).body as unknown[]).length).toBe(1);
     expect((await ssIpp(server, 'GET', C, `${C}?config-ids=${foreign}`, { token })).body).toEqual([]);
@@ -130,19 +158,30 @@ describe('operations', () => {
   test('PUT replaces exactly that configuration; PATCH (merge patch) replaces valSvcConf whole; DELETE → 204, then 404', async () => {
     const keep = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('stays') }]) }));
     const confId = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('p1', 'p2') }]) }));
-    const put = await ssIpp(server, 'PUT', I, `${C}/${confId}`, { token, json: { ...config([{ valServiceId: 'mcptt-1', idList: [{ valUeId: 'ue-9' }] }]), suppFeat: 'F' } });
+    const put = await ssIpp(server, 'PUT', I, `${C}/${confId}`, {
+      token,
+      json: { ...config([{ valServiceId: 'mcptt-1', idList: [{ valUeId: 'ue-9' }] }]), suppFeat: 'F' },
+    });
     expect([put.status, put.body]).toEqual([200, { ...config([{ valServiceId: 'mcptt-1', idList: [{ valUeId: 'ue-9' }] }]), suppFeat: '0' }]);
     expect(await servicesOfUser(database.db, 'p1')).toEqual([]);
 
-    const patched = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, { token, json: { valSvcConf: [{ valServiceId: 'mcvideo-2', idList: users('p2', 'p3') }] } });
+    const patched = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, {
+      token,
+      json: { valSvcConf: [{ valServiceId: 'mcvideo-2', idList: users('p2', 'p3') }] },
+    });
     expect([patched.status, patched.body]).toEqual([200, { ...config([{ valServiceId: 'mcvideo-2', idList: users('p2', 'p3') }]), suppFeat: '0' }]);
     expect(await database.db('val_service_ues').where({ conf_id: confId }).count({ n: '*' }).first()).toEqual({ n: 0 });
     // RFC 7396: an empty merge patch changes nothing.
     expect((await ssIpp(server, 'PATCH', I, `${C}/${confId}`, { token, json: {} })).body).toEqual(patched.body);
 
     expect((await ssIpp(server, 'DELETE', I, `${C}/${confId}`, { token })).status).toBe(204);
-    for (const method of ['GET', 'DELETE'] as const) await refused(() => ssIpp(server, method, I, `${C}/${confId}`, { token }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
-    await refused(() => ssIpp(server, 'PUT', I, `${C}/${confId}`, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('p9') }]) }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
+    for (const method of ['GET', 'DELETE'] as const)
+      await refused(() => ssIpp(server, method, I, `${C}/${confId}`, { token }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
+    await refused(
+      () => ssIpp(server, 'PUT', I, `${C}/${confId}`, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('p9') }]) }),
+      404,
+      'RESOURCE_URI_STRUCTURE_NOT_FOUND',
+    );
     expect([await servicesOfUser(database.db, 'p2'), await servicesOfUser(database.db, 'stays')]).toEqual([[], ['mcvideo-2']]);
     expect((await ssIpp(server, 'GET', I, `${C}/${keep}`, { token })).status).toBe(200);
   });
@@ -150,16 +189,25 @@ describe('operations', () => {
   test('suppFeat is negotiated (TS 29.500 clause 6.6): answered "0", the features both support', async () => {
     const res = await ssIpp(server, 'POST', C, C, { token, json: { ...config([{ valServiceId: 'mcvideo-2', idList: users('sf') }]), suppFeat: '1A' } });
     expect((res.body as { suppFeat: string }).suppFeat).toBe('0');
-    await refused(() => ssIpp(server, 'POST', C, C, { token, invalid: true, json: { ...config([{ valServiceId: 'mcvideo-2', idList: users('sf2') }]), suppFeat: 'xyz' } }), 400, 'MANDATORY_IE_INCORRECT');
+    await refused(
+      () => ssIpp(server, 'POST', C, C, { token, invalid: true, json: { ...config([{ valServiceId: 'mcvideo-2', idList: users('sf2') }]), suppFeat: 'xyz' } }),
+      400,
+      'MANDATORY_IE_INCORRECT',
+    );
   });
 
   test('the seed-named API and ss-ipp read and write the same data', async () => {
     const seed = await provisioningToken(mcx, server);
     const provide = (valUserIds: string[]) =>
-      callDocumented(server, 'POST', '/configurations', '/configurations', { token: seed, json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'compat-4', valUserIds }] } });
+      callDocumented(server, 'POST', '/configurations', '/configurations', {
+        token: seed,
+        json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: 'compat-4', valUserIds }] },
+      });
     expect((await provide(['compat-1'])).status).toBe(200);
     const listed = (await ssIpp(server, 'GET', C, C, { token })).body as { valSvcConf: { valServiceId: string; idList: unknown[] }[] }[];
-    expect(listed.some((c) => c.valSvcConf.some((p) => p.valServiceId === 'compat-4' && JSON.stringify(p.idList) === JSON.stringify(users('compat-1'))))).toBe(true);
+    expect(listed.some((c) => c.valSvcConf.some((p) => p.valServiceId === 'compat-4' && JSON.stringify(p.idList) === JSON.stringify(users('compat-1'))))).toBe(
+      true,
+    );
     // ss-ipp writes for compat-4 show in the seed API's listing of it, and its replace removes them from their configuration.
     const confId = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'compat-4', idList: users('ipp-1') }]) }));
     const page = await callDocumented(server, 'GET', '/configurations/{valServiceId}', '/configurations/compat-4', { token: seed });
@@ -172,12 +220,22 @@ describe('operations', () => {
 
   test('each operation is counted in idms_provisioning_operations_total', async () => {
     const count = async (operation: string, result: string) =>
-      ((await metricsRegistry.getSingleMetric('idms_provisioning_operations_total')!.get()).values.find((v) => v.labels.operation === operation && v.labels.result === result)?.value ?? 0);
-    const before = [await count('provide_configuration', 'success'), await count('delete_configuration', 'success'), await count('get_configuration', 'failure')];
+      (await metricsRegistry.getSingleMetric('idms_provisioning_operations_total')!.get()).values.find(
+        (v) => v.labels.operation === operation && v.labels.result === result,
+      )?.value ?? 0;
+    const before = [
+      await count('provide_configuration', 'success'),
+      await count('delete_configuration', 'success'),
+      await count('get_configuration', 'failure'),
+    ];
     const confId = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('m1') }]) }));
     await ssIpp(server, 'DELETE', I, `${C}/${confId}`, { token });
     await ssIpp(server, 'GET', I, `${C}/${confId}`, { token });
-    expect([await count('provide_configuration', 'success'), await count('delete_configuration', 'success'), await count('get_configuration', 'failure')]).toEqual(before.map((n) => n + 1));
+    expect([
+      await count('provide_configuration', 'success'),
+      await count('delete_configuration', 'success'),
+      await count('get_configuration', 'failure'),
+    ]).toEqual(before.map((n) => n + 1));
   });
 });
 
@@ -191,7 +249,13 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
       [config([{ valServiceId: 'mcptt-1', idList: [] }]), '/valSvcConf/0/idList'],
       [config([]), '/valSvcConf'],
       [config([{ valServiceId: 'mcptt-1', idList: users('a', 'a') }]), '/valSvcConf/0/idList/1'],
-      [config([{ valServiceId: 'mcptt-1', idList: users('a') }, { valServiceId: 'mcptt-1', idList: users('b') }]), '/valSvcConf/1/valServiceId'],
+      [
+        config([
+          { valServiceId: 'mcptt-1', idList: users('a') },
+          { valServiceId: 'mcptt-1', idList: users('b') },
+        ]),
+        '/valSvcConf/1/valServiceId',
+      ],
       [{ ...config([{ valServiceId: 'mcptt-1', idList: users('a') }]), requesterIdentity: MCX }, '/requesterIdentity'],
       [{ valSvcConf: [{ valServiceId: 'mcptt-1', idList: users('a') }] }, '/valServerId'],
       [config([{ valServiceId: 'mcptt-1', idList: [{ valUserId: 'has space' }] }]), '/valSvcConf/0/idList/0/valUserId'],
@@ -200,15 +264,31 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
       const p = await refused(() => post(json), 400, 'MANDATORY_IE_INCORRECT');
       expect(p.invalidParams!.map((i) => i.param)).toContain(pointer);
     }
-    await refused(() => ssIpp(server, 'POST', C, C, { token, body: '{"valServerId":', headers: { 'content-type': 'application/json' } }), 400, 'INVALID_MSG_FORMAT');
-    await refused(() => ssIpp(server, 'PATCH', I, `${C}/AAAAAAAAAAAAAAAAAAAAAA`, { token, invalid: true, json: { valSvcConf: null } }), 400, 'MANDATORY_IE_INCORRECT');
+    await refused(
+      () => ssIpp(server, 'POST', C, C, { token, body: '{"valServerId":', headers: { 'content-type': 'application/json' } }),
+      400,
+      'INVALID_MSG_FORMAT',
+    );
+    await refused(
+      () => ssIpp(server, 'PATCH', I, `${C}/AAAAAAAAAAAAAAAAAAAAAA`, { token, invalid: true, json: { valSvcConf: null } }),
+      400,
+      'MANDATORY_IE_INCORRECT',
+    );
   });
 
   test('415 for a wrong content type (PATCH names the merge-patch type it accepts)', async () => {
-    await refused(() => ssIpp(server, 'POST', C, C, { token, body: 'valServerId=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    await refused(
+      () => ssIpp(server, 'POST', C, C, { token, body: 'valServerId=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
     const confId = confIdOf(await ssIpp(server, 'POST', C, C, { token, json: config([{ valServiceId: 'mcvideo-2', idList: users('ct') }]) }));
     const before = await snapshot();
-    const res = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, { token, body: JSON.stringify({ valSvcConf: [{ valServiceId: 'mcvideo-2', idList: users('x') }] }), headers: { 'content-type': 'application/json' } });
+    const res = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, {
+      token,
+      body: JSON.stringify({ valSvcConf: [{ valServiceId: 'mcvideo-2', idList: users('x') }] }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect([res.status, problem(res).cause, res.headers.get('accept-patch')]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE', 'application/merge-patch+json']);
     expect(await snapshot()).toBe(before);
   });
@@ -219,7 +299,9 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
       new Promise<{ status: number; type: string; body: ProblemDetails }>((resolve, reject) => {
         const { hostname, port } = new URL(server.config.apiRoot);
         const socket = net.connect(Number(port), hostname, () =>
-          socket.write(`POST /ss-ipp/v1/configurations HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${extraHeader}Connection: close\r\n\r\n`),
+          socket.write(
+            `POST /ss-ipp/v1/configurations HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${extraHeader}Connection: close\r\n\r\n`,
+          ),
         );
         let text = '';
         socket.on('data', (c: Buffer) => (text += c.toString()));
@@ -236,20 +318,36 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
     expect(await snapshot()).toBe(before);
   });
 
-  test('403 when valServerId is not the caller; 404 for another VAL server\'s confId, which stays intact', async () => {
+  test("403 when valServerId is not the caller; 404 for another VAL server's confId, which stays intact", async () => {
     await refused(() => post(config([{ valServiceId: 'mcptt-1', idList: users('x') }], OTHER), { invalid: false }), 403, 'VAL_SERVER_ID_MISMATCH');
-    const theirs = confIdOf(await ssIpp(server, 'POST', C, C, { token: otherToken, json: config([{ valServiceId: 'mcptt-1', idList: users('theirs') }], OTHER) }));
+    const theirs = confIdOf(
+      await ssIpp(server, 'POST', C, C, { token: otherToken, json: config([{ valServiceId: 'mcptt-1', idList: users('theirs') }], OTHER) }),
+    );
     const mine = config([{ valServiceId: 'mcptt-1', idList: users('x') }]);
     await refused(() => ssIpp(server, 'GET', I, `${C}/${theirs}`, { token }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
     await refused(() => ssIpp(server, 'PUT', I, `${C}/${theirs}`, { token, json: mine }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
     await refused(() => ssIpp(server, 'PATCH', I, `${C}/${theirs}`, { token, json: { valSvcConf: mine.valSvcConf } }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
     await refused(() => ssIpp(server, 'DELETE', I, `${C}/${theirs}`, { token }), 404, 'RESOURCE_URI_STRUCTURE_NOT_FOUND');
     await refused(() => ssIpp(server, 'PUT', I, `${C}/${theirs}`, { token: otherToken, json: mine }), 403, 'VAL_SERVER_ID_MISMATCH');
-    expect((await ssIpp(server, 'GET', I, `${C}/${theirs}`, { token: otherToken })).body).toMatchObject({ valServerId: OTHER, valSvcConf: [{ valServiceId: 'mcptt-1', idList: users('theirs') }] });
+    expect((await ssIpp(server, 'GET', I, `${C}/${theirs}`, { token: otherToken })).body).toMatchObject({
+      valServerId: OTHER,
+      valSvcConf: [{ valServiceId: 'mcptt-1', idList: users('theirs') }],
+    });
   });
 
   test('403 for the SLA: a service outside it, the quota, an expired or disabled agreement', async () => {
-    const p = await refused(() => post(config([{ valServiceId: 'mcptt-1', idList: users('s1') }, { valServiceId: 'v2x-7', idList: users('s1') }]), { invalid: false }), 403, 'VAL_SERVICE_NOT_IN_SLA');
+    const p = await refused(
+      () =>
+        post(
+          config([
+            { valServiceId: 'mcptt-1', idList: users('s1') },
+            { valServiceId: 'v2x-7', idList: users('s1') },
+          ]),
+          { invalid: false },
+        ),
+      403,
+      'VAL_SERVICE_NOT_IN_SLA',
+    );
     expect(p.invalidParams).toEqual([{ param: '/valSvcConf/1/valServiceId', reason: 'not in the service agreement' }]);
     const quota = await ssIppToken(await valServerClient(server, 'quota', 'quota-secret-0123456789'));
     const q = (ids: unknown[]) => ssIpp(server, 'POST', C, C, { token: quota, json: config([{ valServiceId: 'quota-3', idList: ids }], QUOTA) });
@@ -264,7 +362,11 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
     expect([expired.status, problem(expired).cause]).toEqual([403, 'SLA_EXPIRED']);
     await cliOk(server.env, ['val-server', 'update', OTHER, '--valid-until', 'none']);
     await cliOk(server.env, ['val-server', 'disable', OTHER]);
-    await refused(() => ssIpp(server, 'POST', C, C, { token: otherToken, json: config([{ valServiceId: 'mcptt-1', idList: users('off') }], OTHER) }), 403, 'VAL_SERVER_DISABLED');
+    await refused(
+      () => ssIpp(server, 'POST', C, C, { token: otherToken, json: config([{ valServiceId: 'mcptt-1', idList: users('off') }], OTHER) }),
+      403,
+      'VAL_SERVER_DISABLED',
+    );
     await cliOk(server.env, ['val-server', 'enable', OTHER]);
   });
 
@@ -285,12 +387,22 @@ describe('refusals: status, ProblemDetails, nothing stored', () => {
     ssIppContract.assertValid({ $ref: '#/components/schemas/ProblemDetails' }, res.body, '405 body');
   });
 
-  test('refusals and successes are audited; the CLI lists a VAL server\'s configurations', async () => {
-    const audit = (await cliOk(server.env, ['audit', 'list', '--json', '--limit', '200'])).trim().split('\n').map((l) => JSON.parse(l) as { action: string; result: string; details: { status?: number } });
+  test("refusals and successes are audited; the CLI lists a VAL server's configurations", async () => {
+    const audit = (await cliOk(server.env, ['audit', 'list', '--json', '--limit', '200']))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; result: string; details: { status?: number } });
     expect(audit.some((e) => e.action === 'provisioning.create_val_service_conf' && e.result === 'success')).toBe(true);
     expect(audit.some((e) => e.action === 'provisioning.create_val_service_conf' && e.result === 'failure' && e.details.status === 403)).toBe(true);
-    const lines = (await cliOk(server.env, ['val-server', 'configurations', MCX, '--json'])).trim().split('\n').map((l) => JSON.parse(l) as { confId: string; compatibility: boolean });
-    const stored = await database.db('val_service_configurations').where({ owner: MCX }).orderBy([{ column: 'created_at' }, { column: 'conf_id' }]).pluck('conf_id');
+    const lines = (await cliOk(server.env, ['val-server', 'configurations', MCX, '--json']))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { confId: string; compatibility: boolean });
+    const stored = await database
+      .db('val_service_configurations')
+      .where({ owner: MCX })
+      .orderBy([{ column: 'created_at' }, { column: 'conf_id' }])
+      .pluck('conf_id');
     expect(lines.map((l) => l.confId)).toEqual(stored);
   });
 });

@@ -78,13 +78,19 @@ test('create with valUserId and valUeId → both users have the service; PUT rem
   const bobRefresh = session(bob);
 
   // UpdateIndValServicesConf without alice: her next refresh no longer has the service; bob's still does.
-  const put = await ssIpp(server, 'PUT', I, `${C}/${confId}`, { token: mcx, json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUeId: 'ue-bob-1' }] }] } });
+  const put = await ssIpp(server, 'PUT', I, `${C}/${confId}`, {
+    token: mcx,
+    json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUeId: 'ue-bob-1' }] }] },
+  });
   expect(put.status).toBe(200);
   expect(await aliceRefresh()).toEqual(['base-0']);
   expect(await bobRefresh()).toEqual(['base-0', 'mcptt-1']);
 
   // ModifyIndValServicesConf (merge patch) with her back in the list: restored at the next refresh.
-  const patch = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, { token: mcx, json: { valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUserId: 'alice' }, { valUeId: 'ue-bob-1' }] }] } });
+  const patch = await ssIpp(server, 'PATCH', I, `${C}/${confId}`, {
+    token: mcx,
+    json: { valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUserId: 'alice' }, { valUeId: 'ue-bob-1' }] }] },
+  });
   expect(patch.status).toBe(200);
   expect(await aliceRefresh()).toEqual(['base-0', 'mcptt-1']);
 
@@ -120,11 +126,21 @@ test('two VAL servers sharing a VAL service each own only their configurations; 
 });
 
 test('concurrent PUTs of one configuration: every one succeeds and the result is exactly one of them', async () => {
-  const confId = confIdOf(await ssIpp(server, 'POST', C, C, { token: mcx, json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUserId: 'x0' }] }] } }));
+  const confId = confIdOf(
+    await ssIpp(server, 'POST', C, C, { token: mcx, json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList: [{ valUserId: 'x0' }] }] } }),
+  );
   const sets = Array.from({ length: 8 }, (_, i) => Array.from({ length: 200 }, (_, j) => (j % 2 ? { valUeId: `ue-${i}-${j}` } : { valUserId: `u-${i}-${j}` })));
-  const results = await Promise.all(sets.map((idList) => ssIpp(server, 'PUT', I, `${C}/${confId}`, { token: mcx, json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList }] } })));
+  const results = await Promise.all(
+    sets.map((idList) =>
+      ssIpp(server, 'PUT', I, `${C}/${confId}`, { token: mcx, json: { valServerId: MCX, valSvcConf: [{ valServiceId: 'mcptt-1', idList }] } }),
+    ),
+  );
   expect(results.map((r) => r.status)).toEqual(sets.map(() => 200));
   const final = (await ssIpp(server, 'GET', I, `${C}/${confId}`, { token: mcx })).body as { valSvcConf: { idList: object[] }[] };
-  const key = (list: object[]) => list.map((t) => JSON.stringify(t)).sort().join();
+  const key = (list: object[]) =>
+    list
+      .map((t) => JSON.stringify(t))
+      .sort()
+      .join();
   expect(sets.filter((s) => key(s) === key(final.valSvcConf[0]!.idList))).toHaveLength(1);
 });

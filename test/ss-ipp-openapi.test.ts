@@ -4,7 +4,13 @@
 import { ssIppContract } from './helpers/provisioning.ts';
 
 type Json = Record<string, unknown>;
-const doc = ssIppContract.document as unknown as { openapi: string; info: Json; servers: { url: string }[]; paths: Record<string, Record<string, Json>>; components: Record<string, Record<string, Json>> };
+const doc = ssIppContract.document as unknown as {
+  openapi: string;
+  info: Json;
+  servers: { url: string }[];
+  paths: Record<string, Record<string, Json>>;
+  components: Record<string, Record<string, Json>>;
+};
 
 // ---- Facts of the 3GPP file (jdegre/5GC_APIs commit a73bceee, TS 29.549 V18.4.0)
 const THREEGPP = {
@@ -12,13 +18,25 @@ const THREEGPP = {
   serverUrl: '{apiRoot}/ss-ipp/v1',
   operations: {
     '/configurations': {
-      post: { operationId: 'CreateValServiceConf', request: ['application/json', 'VALServicesConfig'], statuses: ['201', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'] },
+      post: {
+        operationId: 'CreateValServiceConf',
+        request: ['application/json', 'VALServicesConfig'],
+        statuses: ['201', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'],
+      },
       get: { operationId: 'RetrieveValServiceConf', statuses: ['200', '307', '308', '400', '401', '403', '404', '406', '429', '500', '503', 'default'] },
     },
     '/configurations/{confId}': {
       get: { operationId: 'RetrieveIndValServicesConf', statuses: ['200', '307', '308', '400', '401', '403', '404', '406', '429', '500', '503', 'default'] },
-      put: { operationId: 'UpdateIndValServicesConf', request: ['application/json', 'VALServicesConfig'], statuses: ['200', '204', '307', '308', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'] },
-      patch: { operationId: 'ModifyIndValServicesConf', request: ['application/merge-patch+json', 'VALServicesConfigPatch'], statuses: ['200', '204', '307', '308', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'] },
+      put: {
+        operationId: 'UpdateIndValServicesConf',
+        request: ['application/json', 'VALServicesConfig'],
+        statuses: ['200', '204', '307', '308', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'],
+      },
+      patch: {
+        operationId: 'ModifyIndValServicesConf',
+        request: ['application/merge-patch+json', 'VALServicesConfigPatch'],
+        statuses: ['200', '204', '307', '308', '400', '401', '403', '404', '411', '413', '415', '429', '500', '503', 'default'],
+      },
       delete: { operationId: 'DeleteIndValServicesConf', statuses: ['204', '307', '308', '400', '401', '403', '404', '429', '500', '503', 'default'] },
     },
   } as Record<string, Record<string, { operationId: string; request?: [string, string]; statuses: string[] }>>,
@@ -52,7 +70,8 @@ const deref = (value: Json): Json => {
   return doc.components[section!]![name!]!;
 };
 const schemaName = (schema: Json) => String(schema.$ref).replace('#/components/schemas/', '');
-const operation = (path: string, method: string) => doc.paths[path]![method]! as { operationId: string; requestBody?: Json; responses: Record<string, Json>; parameters?: Json[] };
+const operation = (path: string, method: string) =>
+  doc.paths[path]![method]! as { operationId: string; requestBody?: Json; responses: Record<string, Json>; parameters?: Json[] };
 
 test('the API is named and rooted as in TS 29.549', () => {
   expect(doc.info.title).toBe(THREEGPP.title);
@@ -62,7 +81,9 @@ test('the API is named and rooted as in TS 29.549', () => {
 test('the same paths and operations, with the 3GPP operationIds', () => {
   expect(Object.keys(doc.paths).sort()).toEqual(Object.keys(THREEGPP.operations).sort());
   for (const [path, methods] of Object.entries(THREEGPP.operations)) {
-    const ours = Object.keys(doc.paths[path]!).filter((k) => k !== 'parameters').sort();
+    const ours = Object.keys(doc.paths[path]!)
+      .filter((k) => k !== 'parameters')
+      .sort();
     expect([path, ours]).toEqual([path, Object.keys(methods).sort()]);
     for (const [method, fact] of Object.entries(methods)) expect(operation(path, method).operationId).toBe(fact.operationId);
   }
@@ -114,7 +135,11 @@ test('the collection GET takes val-server-id and config-ids (an array, at least 
     ['val-server-id', 'query', false],
   ]);
   expect(params.find((p) => p.name === 'config-ids')!.schema).toMatchObject({ type: 'array', minItems: 1, items: { type: 'string' } });
-  const pathParams = ((doc.paths['/configurations/{confId}']!.parameters as unknown as Json[] | undefined) ?? []).map(deref) as { name: string; in: string; required: boolean }[];
+  const pathParams = ((doc.paths['/configurations/{confId}']!.parameters as unknown as Json[] | undefined) ?? []).map(deref) as {
+    name: string;
+    in: string;
+    required: boolean;
+  }[];
   expect(pathParams.map((p) => [p.name, p.in, p.required])).toEqual([['confId', 'path', true]]);
 });
 
@@ -130,8 +155,15 @@ test('the 3GPP schema names exist with the same required fields and properties',
   const config = doc.components.schemas!.VALServicesConfig as { properties: Record<string, Json> };
   expect(config.properties.valSvcConf).toMatchObject({ type: 'array', minItems: 1, items: { $ref: '#/components/schemas/VALServiceParams' } });
   expect(config.properties.suppFeat).toEqual({ $ref: '#/components/schemas/SupportedFeatures' });
-  expect((doc.components.schemas!.VALServiceParams as { properties: Record<string, Json> }).properties.idList).toMatchObject({ type: 'array', minItems: 1, items: { $ref: '#/components/schemas/ValTargetUe' } });
-  expect((doc.components.schemas!.VALServicesConfigPatch as { properties: Record<string, Json> }).properties.valSvcConf).toMatchObject({ type: 'array', minItems: 1 });
+  expect((doc.components.schemas!.VALServiceParams as { properties: Record<string, Json> }).properties.idList).toMatchObject({
+    type: 'array',
+    minItems: 1,
+    items: { $ref: '#/components/schemas/ValTargetUe' },
+  });
+  expect((doc.components.schemas!.VALServicesConfigPatch as { properties: Record<string, Json> }).properties.valSvcConf).toMatchObject({
+    type: 'array',
+    minItems: 1,
+  });
   // TS 29.571 SupportedFeatures: hexadecimal digits.
   expect(doc.components.schemas!.SupportedFeatures).toMatchObject({ type: 'string', pattern: '^[A-Fa-f0-9]*$' });
 });
@@ -142,7 +174,8 @@ test('every error status answers TS 29.122 ProblemDetails as application/problem
     expect([status, Object.keys(res.content)]).toEqual([status, ['application/problem+json']]);
     expect(schemaName(res.content['application/problem+json']!.schema)).toBe('ProblemDetails');
   }
-  for (const status of ['307', '308']) expect((doc.components.responses![status] as { headers: Record<string, { required: boolean }> }).headers.Location!.required).toBe(true);
+  for (const status of ['307', '308'])
+    expect((doc.components.responses![status] as { headers: Record<string, { required: boolean }> }).headers.Location!.required).toBe(true);
 });
 
 test('security: OAuth 2.0 client credentials with no scope required (TS 29.549 defines none)', () => {

@@ -35,11 +35,21 @@ const ab64 = (b: Buffer) => b.toString('base64').replace(/=+$/, '').replace(/\+/
 const MIGRATED: { id: string; password: string; hash: () => Promise<string>; rehash: boolean }[] = [
   // argon2 reference implementation README: `echo -n password | argon2 somesalt -t 2 -m 16 -p 4 -l 24` (-i / -id).
   { id: 'mig-argon2i', password: 'password', hash: async () => '$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG', rehash: true },
-  { id: 'mig-argon2id-strong', password: 'password', hash: async () => '$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo', rehash: false },
+  {
+    id: 'mig-argon2id-strong',
+    password: 'password',
+    hash: async () => '$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo',
+    rehash: false,
+  },
   // PHP manual, password_verify(): PHP writes bcrypt as $2y$.
   { id: 'mig-bcrypt-2y', password: 'rasmuslerdorf', hash: async () => '$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a', rehash: true },
   // passlib documentation, pbkdf2_sha256.hash("toomanysecrets"): adapted base64.
-  { id: 'mig-pbkdf2-sha256', password: 'toomanysecrets', hash: async () => '$pbkdf2-sha256$29000$N2YMIWQsBWBMae09x1jrPQ$1t8iyB2A.WF/Z5JZv.lfCIhXXN33N23OSgQYThBYRfk', rehash: true },
+  {
+    id: 'mig-pbkdf2-sha256',
+    password: 'toomanysecrets',
+    hash: async () => '$pbkdf2-sha256$29000$N2YMIWQsBWBMae09x1jrPQ$1t8iyB2A.WF/Z5JZv.lfCIhXXN33N23OSgQYThBYRfk',
+    rehash: true,
+  },
   { id: 'mig-argon2id-weak', password: 'weak-argon2-pw', hash: () => argon2Hash('weak-argon2-pw', { memoryCost: 4096, timeCost: 1 }), rehash: true }, // argon2id by default
   { id: 'mig-bcrypt-2b', password: 'bcrypt-2b-pass', hash: async () => bcrypt.hashSync('bcrypt-2b-pass', 6), rehash: true },
   { id: 'mig-bcrypt-2a', password: 'bcrypt-2a-pass', hash: async () => bcrypt.hashSync('bcrypt-2a-pass', 6).replace(/^\$2b\$/, '$2a$'), rehash: true },
@@ -119,7 +129,9 @@ describe('a CSV with good and bad rows', () => {
     const r = await cli(server.env, ['user', 'import', file, '--batch-size', '7']);
     expect(r.code).toBe(0);
     const created = 20 + 1 + MIGRATED.length + 1; // u001-u020, dis-1, migrated users, after-malformed
-    expect(r.stdout).toContain(`imported users.csv: ${created} created, 1 updated, ${rejected.length} rejected, ${10 * 2 + MIGRATED.length} VAL service mappings added`);
+    expect(r.stdout).toContain(
+      `imported users.csv: ${created} created, 1 updated, ${rejected.length} rejected, ${10 * 2 + MIGRATED.length} VAL service mappings added`,
+    );
     const reasons = r.stdout.split('\n').filter((l) => l.startsWith('  line '));
     expect(reasons).toHaveLength(rejected.length);
     expect(reasons.map((l) => Number(/line (\d+)/.exec(l)![1]))).toEqual(rejected.map(([line]) => line)); // in file order
@@ -139,7 +151,9 @@ describe('a CSV with good and bad rows', () => {
     expect(await verifyPassword(u001, 'password-u001')).toBe(true);
     expect(await verifyPassword((await hashOf('existing'))!, 'new-password-1')).toBe(true);
     for (const m of MIGRATED.slice(0, 4)) expect(await hashOf(m.id)).toBe(await m.hash());
-    const statuses = Object.fromEntries((await database.db('val_users').whereIn('val_user_id', ['u002', 'dis-1']).select('val_user_id', 'status')).map((r) => [r.val_user_id, r.status]));
+    const statuses = Object.fromEntries(
+      (await database.db('val_users').whereIn('val_user_id', ['u002', 'dis-1']).select('val_user_id', 'status')).map((r) => [r.val_user_id, r.status]),
+    );
     expect(statuses).toEqual({ u002: 'active', 'dis-1': 'disabled' });
     for (const id of ['short-pw', 'both', 'neither', 'badstatus', 'md5', 'bcrypt20', 'badsvc', 'extra']) expect(await hashOf(id)).toBeUndefined();
     const services = await database.db('val_service_users').where({ val_user_id: 'u003' }).orderBy('val_service_id').pluck('val_service_id');
@@ -212,12 +226,15 @@ describe('interruption and resume', () => {
 
   test('a killed import (SIGKILL mid-way) resumes from its checkpoint when run again', async () => {
     const file = await plainCsv('crash', 200);
-    const sha256 = crypto.createHash('sha256').update(await fs.readFile(file)).digest('hex');
+    const sha256 = crypto
+      .createHash('sha256')
+      .update(await fs.readFile(file))
+      .digest('hex');
     const env = { PATH: process.env.PATH, IDMS_DATABASE_URL: database.url, IDMS_SECRET: TEST_SECRET };
     const child = spawn(process.execPath, ['src/main.ts', 'user', 'import', file, '--batch-size', '20'], { cwd: ROOT, env, stdio: 'ignore' });
     const exited = new Promise((r) => child.once('exit', r));
     let killedAt: { lines_done: number; finished_at: Date | null } | undefined;
-    for (const until = Date.now() + 30_000; Date.now() < until; ) {
+    for (const until = Date.now() + 30_000; Date.now() < until;) {
       const cp = await database.db('user_imports').where({ file_sha256: sha256 }).first();
       if (cp && Number(cp.lines_done) >= 41) {
         child.kill('SIGKILL');

@@ -58,8 +58,7 @@ async function userTokens(idms: TestServer, user: string, password: string, reso
   return oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
 }
 
-const verifierFor = (extra: Partial<AccessTokenVerifierOptions> = {}) =>
-  createAccessTokenVerifier({ issuer: server.issuer, audience: VAL, ...extra });
+const verifierFor = (extra: Partial<AccessTokenVerifierOptions> = {}) => createAccessTokenVerifier({ issuer: server.issuer, audience: VAL, ...extra });
 
 async function refusal(promise: Promise<unknown>): Promise<AccessTokenError> {
   const err = await promise.then(
@@ -145,7 +144,10 @@ describe('refused tokens (RFC 9068 §4)', () => {
   test('an algorithm outside the allow-list, a forged signature and garbage are invalid_token', async () => {
     const { access_token } = await userTokens(server, 'alice', 'alice-password-1');
     expect(decodeProtectedHeader(access_token).alg).toBe('ES256');
-    expect(await refusal(verifierFor({ algorithms: ['RS256'] })(access_token))).toMatchObject({ code: 'invalid_token', message: 'the access token signature algorithm is not allowed' });
+    expect(await refusal(verifierFor({ algorithms: ['RS256'] })(access_token))).toMatchObject({
+      code: 'invalid_token',
+      message: 'the access token signature algorithm is not allowed',
+    });
     const [h, p] = access_token.split('.');
     const forged = `${h}.${p}.${Buffer.alloc(64).toString('base64url')}`;
     expect(await refusal(verifierFor()(forged))).toMatchObject({ code: 'invalid_token', message: 'the access token signature is invalid' });

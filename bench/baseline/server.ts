@@ -64,7 +64,8 @@ const configuration: Configuration = {
     const { oidc } = ctx;
     if (!oidc.session?.accountId || !oidc.client) return undefined;
     const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(oidc.client.clientId);
-    const grant = (grantId && (await oidc.provider.Grant.find(grantId))) || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+    const grant =
+      (grantId && (await oidc.provider.Grant.find(grantId))) || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
     grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
     for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
       grant.addResourceScope(indicator, [...oidc.requestParamScopes].filter((s) => server.scopes.has(s)).join(' '));
@@ -73,7 +74,16 @@ const configuration: Configuration = {
     return grant;
   },
   interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
-  ttl: { AccessToken: 300, ClientCredentials: 300, IdToken: 3600, RefreshToken: 14 * 86400, AuthorizationCode: 60, Interaction: 600, Session: 14 * 86400, Grant: 14 * 86400 },
+  ttl: {
+    AccessToken: 300,
+    ClientCredentials: 300,
+    IdToken: 3600,
+    RefreshToken: 14 * 86400,
+    AuthorizationCode: 60,
+    Interaction: 600,
+    Session: 14 * 86400,
+    Grant: 14 * 86400,
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -121,7 +131,12 @@ function registerFederationGrants(p: Provider): void {
       if ((params.audience ?? params.resource) !== setup.partnerIssuer) throw new errors.InvalidTarget('not a partner');
       let subject;
       try {
-        ({ payload: subject } = await jwtVerify(params.subject_token ?? '', ownKeys, { issuer: setup.issuer, typ: 'at+jwt', algorithms: ['ES256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] }));
+        ({ payload: subject } = await jwtVerify(params.subject_token ?? '', ownKeys, {
+          issuer: setup.issuer,
+          typ: 'at+jwt',
+          algorithms: ['ES256'],
+          requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
+        }));
       } catch {
         throw new errors.InvalidGrant('invalid subject_token');
       }
@@ -164,7 +179,9 @@ function registerFederationGrants(p: Provider): void {
       seen.set(claims.jti!, claims.exp! + 30);
       if (!setup.services[claims.sub!]?.length) throw new errors.AccessDenied('not provisioned');
       const info = await configuration.features!.resourceIndicators!.getResourceServerInfo!(ctx, setup.defaultResource, client);
-      const token = new p.AccessToken({ accountId: claims.sub!, client, gty: 'jwt-bearer', scope: info.scope } as ConstructorParameters<typeof p.AccessToken>[0]);
+      const token = new p.AccessToken({ accountId: claims.sub!, client, gty: 'jwt-bearer', scope: info.scope } as ConstructorParameters<
+        typeof p.AccessToken
+      >[0]);
       token.resourceServer = new p.ResourceServer(setup.defaultResource, info);
       ctx.oidc.entity('AccessToken', token);
       const value = await token.save();
@@ -182,7 +199,9 @@ async function interaction(req: http.IncomingMessage, res: http.ServerResponse, 
   if (details.uid !== uid) throw new Error('interaction mismatch');
   if (req.method === 'GET' && !action) {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(`<!doctype html><form method="post" action="/interaction/${uid}/login"><input type="hidden" name="csrf" value="${csrf(uid)}"><input name="val_user_id"><input type="password" name="password"><button>Sign in</button></form>`);
+    res.end(
+      `<!doctype html><form method="post" action="/interaction/${uid}/login"><input type="hidden" name="csrf" value="${csrf(uid)}"><input name="val_user_id"><input type="password" name="password"><button>Sign in</button></form>`,
+    );
     return;
   }
   const chunks: Buffer[] = [];

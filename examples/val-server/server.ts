@@ -3,13 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
-import {
-  AccessTokenError,
-  bearerToken,
-  createAccessTokenVerifier,
-  IssuerUnavailableError,
-  type VerifiedUserAccessToken,
-} from '@seal-idms/verify';
+import { AccessTokenError, bearerToken, createAccessTokenVerifier, IssuerUnavailableError, type VerifiedUserAccessToken } from '@seal-idms/verify';
 
 export type ValServerOptions = {
   /** The S-IdMS issuer identifier. */

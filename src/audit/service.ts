@@ -7,6 +7,7 @@ export const MAX_AUDIT_PAGE = 10_000;
 export class InvalidAuditQueryError extends Error {}
 
 export async function listAuditEvents(db: Db, query: { limit: number; action?: string }): Promise<AuditRow[]> {
-  if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_AUDIT_PAGE) throw new InvalidAuditQueryError(`--limit must be 1 to ${MAX_AUDIT_PAGE}`);
+  if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_AUDIT_PAGE)
+    throw new InvalidAuditQueryError(`--limit must be 1 to ${MAX_AUDIT_PAGE}`);
   return listAudit(db, query);
 }

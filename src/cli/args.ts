@@ -65,6 +65,7 @@ function parseProblem(err: unknown): string {
 /** A whole-number option within bounds, or undefined when absent; anything else is a one-line error naming the flag. */
 export function wholeNumber(flag: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value) || Number(value) < min || Number(value) > max) throw new CliError(`${flag} must be a whole number from ${min} to ${max}, got "${value.slice(0, 40)}"`);
+  if (!/^\d{1,15}$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, got "${value.slice(0, 40)}"`);
   return Number(value);
 }

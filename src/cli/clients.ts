@@ -112,7 +112,9 @@ export async function clientCommand(args: string[], io: CliIo): Promise<void> {
       return;
     }
     default:
-      throw new CliError(`${sub === undefined ? 'missing client subcommand' : `unknown client subcommand "${sub.slice(0, 40)}"`} (see seal-idms client --help)`);
+      throw new CliError(
+        `${sub === undefined ? 'missing client subcommand' : `unknown client subcommand "${sub.slice(0, 40)}"`} (see seal-idms client --help)`,
+      );
   }
 }
 
@@ -149,7 +151,9 @@ async function add(args: string[], io: CliIo): Promise<void> {
   await withDatabase(io, async (ctx) => {
     const provider = await cliProvider(ctx);
     const { metadata, generatedSecret } = await asCliError(() => addClient(ctx.database.db, provider, atRestKeys(ctx.secrets), ACTOR, spec));
-    ctx.out(`added client ${clientId} (${metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential'}; grants ${metadata.grant_types?.join(', ')}; scope ${registeredScope(metadata)})`);
+    ctx.out(
+      `added client ${clientId} (${metadata.token_endpoint_auth_method === 'none' ? 'public' : 'confidential'}; grants ${metadata.grant_types?.join(', ')}; scope ${registeredScope(metadata)})`,
+    );
     // The secret is shown once, when the CLI generated it; an operator-supplied one is not echoed.
     if (generatedSecret) ctx.out(`client_secret: ${generatedSecret}`);
   });
@@ -183,7 +187,8 @@ async function update(args: string[], io: CliIo): Promise<void> {
   if (values['resource-server'] !== undefined) change.resourceServers = parseResourceServers(values['resource-server']);
   // OIDC Core §3.1.3.7: the algorithm the client's ID tokens are signed with (RS256 when never set).
   if (values['id-token-alg'] !== undefined) change.idTokenAlg = values['id-token-alg'];
-  if (Object.keys(change).length === 0) throw new CliError('nothing to update: give --redirect-uri, --post-logout-redirect-uri, --grant, --name, --scope, --resource-server or --id-token-alg');
+  if (Object.keys(change).length === 0)
+    throw new CliError('nothing to update: give --redirect-uri, --post-logout-redirect-uri, --grant, --name, --scope, --resource-server or --id-token-alg');
   await withDatabase(io, async (ctx) => {
     const provider = await cliProvider(ctx);
     await asCliError(() => changeClient(ctx.database.db, provider, atRestKeys(ctx.secrets), ACTOR, clientId, change));

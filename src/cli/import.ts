@@ -46,7 +46,14 @@ export async function userImportCommand(args: string[], io: CliIo): Promise<void
   const progress = progressReporter(io.stderr, { everyMs });
   try {
     // The import records its own audit event (src/users/import.ts).
-    const summary = await importUsers(database.db, file, { batchSize, workers, restart: values.restart, signal: controller.signal, onProgress: progress.update, actor: 'cli' });
+    const summary = await importUsers(database.db, file, {
+      batchSize,
+      workers,
+      restart: values.restart,
+      signal: controller.signal,
+      onProgress: progress.update,
+      actor: 'cli',
+    });
     progress.end(summary.outcome === 'completed');
     for (const line of describeSummary(summary, progress.elapsedSeconds())) io.stdout.write(line + '\n');
     if (summary.outcome === 'interrupted') {
@@ -64,7 +71,8 @@ export async function userImportCommand(args: string[], io: CliIo): Promise<void
 function seconds(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || n < 0.05 || n > 3600) throw new CliError(`${flag} must be a number of seconds from 0.05 to 3600, got "${value.slice(0, 40)}"`);
+  if (!/^\d+(\.\d+)?$/.test(value) || n < 0.05 || n > 3600)
+    throw new CliError(`${flag} must be a number of seconds from 0.05 to 3600, got "${value.slice(0, 40)}"`);
   return Math.round(n * 1000);
 }
 
@@ -79,7 +87,9 @@ export function describeSummary(s: ImportSummary, seconds: number): string[] {
             (resumed ? ` (resumed after line ${s.resumedAfterLine}; counts include the earlier run)` : '') +
             `, ${fmt(s.servicesAdded)} VAL service mappings added` +
             // After a resume, the whole import's totals above and this run's share here.
-            (resumed ? `; this run: ${fmt(s.run.created)} created, ${fmt(s.run.updated)} updated, ${fmt(s.run.rejected)} rejected, ${fmt(s.run.servicesAdded)} mappings added` : '') +
+            (resumed
+              ? `; this run: ${fmt(s.run.created)} created, ${fmt(s.run.updated)} updated, ${fmt(s.run.rejected)} rejected, ${fmt(s.run.servicesAdded)} mappings added`
+              : '') +
             `, ${seconds.toFixed(1)} s`,
         ];
   if (s.rejected > 0) {
@@ -119,7 +129,13 @@ export function progressReporter(stream: Writable, options: { tty?: boolean; eve
   // Logs and CI: the clock drives the lines, since one batch may take longer than the interval to hash and commit.
   const timer = tty
     ? undefined
-    : setInterval(() => stream.write((last ? render(last) : `progress: 0.0% (line 0), reading and hashing the first batch (${duration((Date.now() - started) / 1000)})`) + '\n'), everyMs);
+    : setInterval(
+        () =>
+          stream.write(
+            (last ? render(last) : `progress: 0.0% (line 0), reading and hashing the first batch (${duration((Date.now() - started) / 1000)})`) + '\n',
+          ),
+        everyMs,
+      );
   timer?.unref();
   const close = () => clearInterval(timer);
 

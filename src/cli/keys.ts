@@ -19,7 +19,9 @@ export async function keysCommand(args: string[], io: CliIo): Promise<void> {
     parseCommand(rest, {}, 'keys rotate', { max: 0 });
     await withDatabase(io, async ({ database: { db }, secrets, out }) => {
       const kids = await rotateKeys(db, secrets.keyEncryptionKey, 'cli');
-      out(`rotated signing keys; now active: ${kids.join(', ')} (running servers switch within seconds; retired keys stay in the JWKS until tokens they signed expire)`);
+      out(
+        `rotated signing keys; now active: ${kids.join(', ')} (running servers switch within seconds; retired keys stay in the JWKS until tokens they signed expire)`,
+      );
     });
     return;
   }

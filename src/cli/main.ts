@@ -137,7 +137,7 @@ function oneLine(text: string): string {
 
 /** The package's version: package.json is two levels up from src/cli/ and three from dist/src/cli/. */
 function version(): string {
-  for (let dir = new URL('.', import.meta.url); ; ) {
+  for (let dir = new URL('.', import.meta.url); ;) {
     try {
       const pkg = JSON.parse(fs.readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'seal-idms' && pkg.version) return pkg.version;

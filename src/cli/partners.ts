@@ -38,7 +38,7 @@ export const partnerHelp: CommandHelp = {
   it may vouch for this domain's local users).`,
   update: `usage: seal-idms partner update <issuer> [--jwks FILE | --cert PEM] ${POLICY_USAGE}
   Replaces the partner's keys and/or the policy options given; an empty value restores an option's default.`,
-  show: 'usage: seal-idms partner show <issuer>\n  The partner\'s keys and policy.',
+  show: "usage: seal-idms partner show <issuer>\n  The partner's keys and policy.",
   list: 'usage: seal-idms partner list\n  One partner per line: issuer, keys, added.',
   remove: 'usage: seal-idms partner remove <issuer>\n  Token exchange to the partner and its security tokens are refused from now on.',
 };
@@ -64,7 +64,10 @@ export async function partnerCommand(args: string[], io: CliIo): Promise<void> {
     const input = keyInput === undefined ? undefined : await readInput(io, keyInput, values.jwks !== undefined ? 'JWKS' : 'certificate');
     await withDatabase(io, async ({ config, database: { db }, out }) => {
       const issuer = invalidAsCli(() => parsePartnerIssuer(positionals[0], config.issuer));
-      const keys: PartnerKeys | undefined = input === undefined ? undefined : invalidAsCli(() => (values.jwks !== undefined ? { jwks: parseJwks(input) } : { certificate: parseCertificate(input) }));
+      const keys: PartnerKeys | undefined =
+        input === undefined
+          ? undefined
+          : invalidAsCli(() => (values.jwks !== undefined ? { jwks: parseJwks(input) } : { certificate: parseCertificate(input) }));
       const change = invalidAsCli(() =>
         parsePolicyOptions(
           {

@@ -35,7 +35,13 @@ export async function resourceCommand(args: string[], io: CliIo): Promise<void> 
     const ttl = values.ttl === undefined ? null : Number(values.ttl);
     if (ttl !== null && (!Number.isInteger(ttl) || ttl < 1 || ttl > 86400)) throw new CliError('--ttl must be 1 to 86400 seconds');
     await withDatabase(io, async ({ database: { db }, out }) => {
-      await registerResourceServer(db, 'cli', { identifier, scope: values.scope ?? VAL_SERVICE_SCOPE, signing_alg: alg, access_token_ttl: ttl, description: values.description });
+      await registerResourceServer(db, 'cli', {
+        identifier,
+        scope: values.scope ?? VAL_SERVICE_SCOPE,
+        signing_alg: alg,
+        access_token_ttl: ttl,
+        description: values.description,
+      });
       out(`resource server ${identifier} (scope "${values.scope ?? VAL_SERVICE_SCOPE}", ${alg})`);
     });
     return;

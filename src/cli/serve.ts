@@ -17,7 +17,8 @@ export async function serveCommand(_args: string[], io: CliIo): Promise<void> {
   const format = config.logFormat ?? ((io.stderr as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
   // stderr writes are synchronous in Node (files and pipes): one blocking syscall per access-log line. The process's
   // own stderr is written asynchronously instead, coalescing the lines that arrive while a write is in flight.
-  const destination = io.stderr === process.stderr && format === 'json' ? (pino.destination({ dest: 2, sync: false }) as unknown as NodeJS.WritableStream) : io.stderr;
+  const destination =
+    io.stderr === process.stderr && format === 'json' ? (pino.destination({ dest: 2, sync: false }) as unknown as NodeJS.WritableStream) : io.stderr;
   const logger = createLogger({ level: config.logLevel, format, destination });
   const log = (line: string) => logger.info(line);
   if (cluster.isWorker) {
@@ -52,7 +53,9 @@ async function serveInstance(config: Config, log: (line: string) => void, { work
   });
   if (!worker) {
     const where = `${config.tls ? 'https' : 'http'}://${address.address}:${address.port}`;
-    log(`seal-idms listening on ${where} (issuer ${config.issuer}; database: ${database.embedded ? `embedded PostgreSQL in ${config.dataDir}/pg` : 'IDMS_DATABASE_URL'})`);
+    log(
+      `seal-idms listening on ${where} (issuer ${config.issuer}; database: ${database.embedded ? `embedded PostgreSQL in ${config.dataDir}/pg` : 'IDMS_DATABASE_URL'})`,
+    );
   }
 
   await new Promise<void>((resolve) => {

@@ -66,7 +66,8 @@ export async function serviceCommand(args: string[], io: CliIo): Promise<void> {
   if (sub === 'list-all') {
     const { values } = parseCommand(rest, { json: { type: 'boolean' } }, 'service list-all [--json]', { max: 0 });
     await withDatabase(io, async ({ database: { db }, out }) => {
-      for (const s of await listServices(db)) out(values.json ? JSON.stringify(s) : [s.valServiceId, `${s.valUsers} VAL users`, `${s.valUeIds} VAL UE IDs`].join('\t'));
+      for (const s of await listServices(db))
+        out(values.json ? JSON.stringify(s) : [s.valServiceId, `${s.valUsers} VAL users`, `${s.valUeIds} VAL UE IDs`].join('\t'));
     });
     return;
   }

@@ -101,7 +101,9 @@ export async function userCommand(args: string[], io: CliIo): Promise<void> {
       const valUserId = validateId('VAL user ID', positionals[0]);
       await withDatabase(io, async ({ database: { db }, out }) => {
         const d = await deleteUser(db, ACTOR, valUserId);
-        out(`deleted VAL user ${valUserId}: ${d.mappings} VAL service mappings, ${d.ueIds} VAL UE IDs, ${d.sessions} sessions, ${d.grants} grants, ${d.tokens} tokens and codes`);
+        out(
+          `deleted VAL user ${valUserId}: ${d.mappings} VAL service mappings, ${d.ueIds} VAL UE IDs, ${d.sessions} sessions, ${d.grants} grants, ${d.tokens} tokens and codes`,
+        );
       });
       return;
     }
@@ -117,15 +119,22 @@ export async function userCommand(args: string[], io: CliIo): Promise<void> {
       return;
     }
     default:
-      throw new CliError(`${sub === undefined ? 'missing' : `unknown`} user subcommand${sub === undefined ? '' : ` "${sub.slice(0, 40)}"`} (see seal-idms user --help)`);
+      throw new CliError(
+        `${sub === undefined ? 'missing' : `unknown`} user subcommand${sub === undefined ? '' : ` "${sub.slice(0, 40)}"`} (see seal-idms user --help)`,
+      );
   }
 }
 
 async function setCredentials(sub: 'add' | 'passwd', args: string[], io: CliIo): Promise<void> {
-  const usage = sub === 'add' ? 'user add <valUserId> (--password P | --password-stdin) [--ue-id ID]…' : 'user passwd <valUserId> (--password P | --password-stdin)';
+  const usage =
+    sub === 'add' ? 'user add <valUserId> (--password P | --password-stdin) [--ue-id ID]…' : 'user passwd <valUserId> (--password P | --password-stdin)';
   const { values, positionals } = parseCommand(
     args,
-    { password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, ...(sub === 'add' ? { 'ue-id': { type: 'string' as const, multiple: true as const } } : {}) },
+    {
+      password: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      ...(sub === 'add' ? { 'ue-id': { type: 'string' as const, multiple: true as const } } : {}),
+    },
     usage,
     { max: 1 },
   );
@@ -148,7 +157,14 @@ async function setCredentials(sub: 'add' | 'passwd', args: string[], io: CliIo):
 async function list(args: string[], io: CliIo): Promise<void> {
   const { values } = parseCommand(
     args,
-    { search: { type: 'string' }, service: { type: 'string' }, disabled: { type: 'boolean' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+    {
+      search: { type: 'string' },
+      service: { type: 'string' },
+      disabled: { type: 'boolean' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     'user list [--search TEXT] [--service ID] [--disabled] [--limit N] [--cursor C] [--json]',
     { max: 0 },
   );

@@ -20,7 +20,8 @@ import { validateId } from './validate.ts';
 
 const ACTOR = 'cli';
 
-const ADD_USAGE = 'val-server add <requesterIdentity> --client-id ID [--secret S] --services a,b [--valid-until ISO] [--max-users N] [--endpoint URL] [--skey-prov]';
+const ADD_USAGE =
+  'val-server add <requesterIdentity> --client-id ID [--secret S] --services a,b [--valid-until ISO] [--max-users N] [--endpoint URL] [--skey-prov]';
 const UPDATE_USAGE =
   'val-server update <requesterIdentity> [--services a,b] [--valid-until ISO|none] [--max-users N|none] [--endpoint URL|none] [--skey-prov|--no-skey-prov]';
 
@@ -96,7 +97,9 @@ export async function valServerCommand(args: string[], io: CliIo): Promise<void>
       return;
     }
     default:
-      throw new CliError(`${sub === undefined ? 'missing val-server subcommand' : `unknown val-server subcommand "${sub.slice(0, 40)}"`} (see seal-idms val-server --help)`);
+      throw new CliError(
+        `${sub === undefined ? 'missing val-server subcommand' : `unknown val-server subcommand "${sub.slice(0, 40)}"`} (see seal-idms val-server --help)`,
+      );
   }
 }
 
@@ -182,13 +185,28 @@ async function configurations(args: string[], io: CliIo): Promise<void> {
   const requesterIdentity = validateId('requester identity', positionals[0]);
   await withDatabase(io, async ({ database: { db }, out }) => {
     for (const row of await valServerConfigurations(db, requesterIdentity)) {
-      out(values.json ? JSON.stringify(row) : [row.confId, row.createdAt, row.updatedAt, `${row.services} services`, `${row.valUserIds} VAL user IDs`, `${row.valUeIds} VAL UE IDs`, ...(row.compatibility ? ['(compatibility API)'] : [])].join('\t'));
+      out(
+        values.json
+          ? JSON.stringify(row)
+          : [
+              row.confId,
+              row.createdAt,
+              row.updatedAt,
+              `${row.services} services`,
+              `${row.valUserIds} VAL user IDs`,
+              `${row.valUeIds} VAL UE IDs`,
+              ...(row.compatibility ? ['(compatibility API)'] : []),
+            ].join('\t'),
+      );
     }
   });
 }
 
 function parseServices(value: string): string[] {
-  const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (ids.length === 0) throw new CliError('--services must name at least one VAL service ID');
   return [...new Set(ids.map((s) => validateId('VAL service ID', s)))];
 }
@@ -203,7 +221,8 @@ function parseValidUntil(value: string | undefined): Date | null {
 
 function parseMaxUsers(value: string | undefined): number | null {
   if (value === undefined) return null;
-  if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > 2_147_483_647) throw new CliError(`--max-users must be a whole number from 1 to 2147483647, got "${value.slice(0, 40)}"`);
+  if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > 2_147_483_647)
+    throw new CliError(`--max-users must be a whole number from 1 to 2147483647, got "${value.slice(0, 40)}"`);
   return Number(value);
 }
 

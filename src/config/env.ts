@@ -63,7 +63,10 @@ const schema = z.object({
       }
       return Number(v);
     }),
-  IDMS_METRICS_HOST: z.string().optional().transform((v) => v || '127.0.0.1'),
+  IDMS_METRICS_HOST: z
+    .string()
+    .optional()
+    .transform((v) => v || '127.0.0.1'),
   NODE_ENV: z.string().optional(),
   IDMS_ISSUER: z
     .string()
@@ -91,7 +94,10 @@ const schema = z.object({
         .transform((u) => u.replace(/\/+$/, ''))
         .optional(),
     ),
-  IDMS_HOST: z.string().optional().transform((v) => v || '127.0.0.1'),
+  IDMS_HOST: z
+    .string()
+    .optional()
+    .transform((v) => v || '127.0.0.1'),
   IDMS_PORT: z
     .string()
     .optional()
@@ -106,14 +112,23 @@ const schema = z.object({
   IDMS_DATABASE_URL: databaseUrl('primary'),
   // Optional read replicas (docs/ha.md): one or more hosts, libpq target_session_attrs honoured.
   IDMS_DATABASE_READ_URL: databaseUrl('read'),
-  IDMS_DATA_DIR: z.string().optional().transform((v) => path.resolve(v || './data')),
+  IDMS_DATA_DIR: z
+    .string()
+    .optional()
+    .transform((v) => path.resolve(v || './data')),
   IDMS_SECRET: z
     .string()
     .optional()
     .transform((v) => v || undefined)
     .pipe(z.string().min(32, 'must be at least 32 characters').optional()),
-  IDMS_TLS_CERT: z.string().optional().transform((v) => v || undefined),
-  IDMS_TLS_KEY: z.string().optional().transform((v) => v || undefined),
+  IDMS_TLS_CERT: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
+  IDMS_TLS_KEY: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
   IDMS_TRUST_PROXY: flag,
   IDMS_ACCESS_TOKEN_TTL: seconds('IDMS_ACCESS_TOKEN_TTL', 300),
   IDMS_ID_TOKEN_TTL: seconds('IDMS_ID_TOKEN_TTL', 3600),
@@ -124,7 +139,12 @@ const schema = z.object({
     .string()
     .optional()
     .transform((v) => v?.trim() || 'SEAL Identity Management')
-    .pipe(z.string().max(100, 'must be at most 100 characters').refine((v) => !/[\p{Cc}\p{Cs}]/u.test(v), 'must be one line of text')),
+    .pipe(
+      z
+        .string()
+        .max(100, 'must be at most 100 characters')
+        .refine((v) => !/[\p{Cc}\p{Cs}]/u.test(v), 'must be one line of text'),
+    ),
   // Where the signed-out page (and the error pages) send a person who came without a client to return to.
   IDMS_HOME_URL: z
     .string()

@@ -162,7 +162,12 @@ class Feed implements ChangeFeed {
   }
 
   async #connect(): Promise<void> {
-    const client = await this.#connector.connect({ keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 5000, query_timeout: STALE_MS });
+    const client = await this.#connector.connect({
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 5000,
+      query_timeout: STALE_MS,
+    });
     client.on('notification', (n) => {
       if (n.channel === this.#pingChannel) {
         const nonce = n.payload ?? '';

@@ -23,7 +23,10 @@ const DRAIN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 export async function openEmbeddedDatabase(
   dataDir: string,
   log: (line: string) => void = () => {},
-  options: { handlesSignals?: boolean; /** Extra `postgres` flags, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements'] (the benchmark). */ postgresFlags?: string[] } = {},
+  options: {
+    handlesSignals?: boolean;
+    /** Extra `postgres` flags, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements'] (the benchmark). */ postgresFlags?: string[];
+  } = {},
 ): Promise<EmbeddedDatabase> {
   const pgDir = path.join(dataDir, 'pg');
   const connFile = path.join(dataDir, 'pg-connection.json');
@@ -66,7 +69,9 @@ export async function openEmbeddedDatabase(
   } catch (err) {
     // Another process (server or CLI) may have started it between our probe and our start.
     if (await waitForConnect(url, 5000)) return { url, startedHere: false, release: async () => {} };
-    throw new Error(`could not start the embedded PostgreSQL in ${pgDir}: ${err instanceof Error ? err.message : 'it exited during start-up (see its log above)'}`);
+    throw new Error(
+      `could not start the embedded PostgreSQL in ${pgDir}: ${err instanceof Error ? err.message : 'it exited during start-up (see its log above)'}`,
+    );
   }
   if (fresh || !(await databaseExists(conn, DATABASE))) await server.createDatabase(DATABASE);
 

@@ -54,7 +54,8 @@ export function parseDatabaseUrl(url: string, role: DatabaseRole): DatabaseTarge
     if (!h) throw new DatabaseUrlError(`${where} is not host[:port]`);
     const [, name = '', port] = h;
     if (multi && !name) throw new DatabaseUrlError(`${where} has no host name`);
-    if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) throw new DatabaseUrlError(`${where} has an invalid port (1-65535)`);
+    if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535))
+      throw new DatabaseUrlError(`${where} has an invalid port (1-65535)`);
     hosts.push({
       label: `${decodeURIComponent(name) || 'localhost'}:${port || 5432}`,
       url: `${scheme}://${userinfo !== undefined ? `${userinfo}@` : ''}${entry}${rest}`,
@@ -66,7 +67,9 @@ export function parseDatabaseUrl(url: string, role: DatabaseRole): DatabaseTarge
   // The server writes on every request path: with several hosts, only a writable one will do (what a failover needs).
   const attrs = (given ?? (role === 'primary' && multi ? 'read-write' : 'any')) as TargetSessionAttrs;
   if (role === 'primary' && !['any', 'read-write', 'primary'].includes(attrs)) {
-    throw new DatabaseUrlError(`target_session_attrs=${attrs} cannot be the primary database (the server writes); use read-write, or IDMS_DATABASE_READ_URL for replicas`);
+    throw new DatabaseUrlError(
+      `target_session_attrs=${attrs} cannot be the primary database (the server writes); use read-write, or IDMS_DATABASE_READ_URL for replicas`,
+    );
   }
   if (role === 'primary' && multi && attrs === 'any') {
     throw new DatabaseUrlError('target_session_attrs=any with several hosts could keep a standby after a failover; use read-write (the default) or primary');

@@ -41,7 +41,10 @@ export function createKnex(url: string, pool: { min?: number; max?: number } = {
     acquireConnectionTimeout: 3000,
     // knex warns on every failed connection attempt (hundreds a second during an outage or a failover); the connector
     // logs the transitions (lost host X, now using host Y) once instead.
-    log: { warn: (message: string) => (/^(Acquire connection error|Connection Error)/.test(String(message)) ? undefined : (options.log ?? console.warn)(String(message))) },
+    log: {
+      warn: (message: string) =>
+        /^(Acquire connection error|Connection Error)/.test(String(message)) ? undefined : (options.log ?? console.warn)(String(message)),
+    },
   });
   // knex's pg dialect opens each pooled connection here (one host, no role check); ours walks the host list.
   (db.client as { _acquireOnlyConnection: () => Promise<pg.Client> })._acquireOnlyConnection = async () => countStatements(await connector.connect());

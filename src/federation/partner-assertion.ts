@@ -90,7 +90,8 @@ export async function verifyPartnerAssertion(db: Db, caches: Caches, token: stri
   if (!partner) throw new AssertionRejected('issuer is not a trusted partner', unverified);
   const { policy } = partner;
   const algorithms = policy.algorithms ?? [...PARTNER_ALGS];
-  if (!algorithms.includes(header.alg)) throw new AssertionRejected(`alg ${header.alg} not allowed by the partner policy (${algorithms.join(', ')})`, unverified);
+  if (!algorithms.includes(header.alg))
+    throw new AssertionRejected(`alg ${header.alg} not allowed by the partner policy (${algorithms.join(', ')})`, unverified);
 
   let payload: JWTPayload;
   try {
@@ -144,7 +145,10 @@ export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion,
   const keepUntil = new Date((verified.exp + CLOCK_SKEW_SECONDS) * 1000);
   // `audit`: the event of the token's acceptance, written by the same statement exactly when the token is spent.
   if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil, audit))) {
-    throw new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', { iss: verified.partner.issuer, jti: verified.jti });
+    throw new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', {
+      iss: verified.partner.issuer,
+      jti: verified.jti,
+    });
   }
 }
 

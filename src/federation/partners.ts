@@ -65,10 +65,18 @@ export function parsePartnerIssuer(value: string | undefined, ownIssuer: string)
   } catch {
     throw new InvalidPartnerError(`partner issuer "${value.slice(0, 80)}" is not a URL`);
   }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password || value.length > MAX_URL_LENGTH || unsafeTextReason(value)) {
+  if (
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.search ||
+    url.hash ||
+    url.username ||
+    url.password ||
+    value.length > MAX_URL_LENGTH ||
+    unsafeTextReason(value)
+  ) {
     throw new InvalidPartnerError('partner issuer must be an http(s) URL without query, fragment or credentials (its IDMS_ISSUER)');
   }
-  if (value === ownIssuer) throw new InvalidPartnerError('partner issuer is this server\'s own issuer');
+  if (value === ownIssuer) throw new InvalidPartnerError("partner issuer is this server's own issuer");
   return value;
 }
 
@@ -91,7 +99,8 @@ export function parseJwks(text: string): JSONWebKeySet {
     if (jwk.kty === 'oct') throw new InvalidPartnerError(`${label} is a symmetric key; partners sign with asymmetric keys`);
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new InvalidPartnerError(`${label} contains private key material; hand over the public JWKS only`);
     if (jwk.use !== undefined && jwk.use !== 'sig') throw new InvalidPartnerError(`${label} is not a signature key (use "${jwk.use}")`);
-    if (jwk.alg !== undefined && !(PARTNER_ALGS as readonly string[]).includes(jwk.alg)) throw new InvalidPartnerError(`${label} has algorithm ${jwk.alg}, not one of ${PARTNER_ALGS.join(', ')}`);
+    if (jwk.alg !== undefined && !(PARTNER_ALGS as readonly string[]).includes(jwk.alg))
+      throw new InvalidPartnerError(`${label} has algorithm ${jwk.alg}, not one of ${PARTNER_ALGS.join(', ')}`);
     if (jwk.kid !== undefined) {
       if (typeof jwk.kid !== 'string' || kids.has(jwk.kid)) throw new InvalidPartnerError(`${label}: kid must be a unique string`);
       kids.add(jwk.kid);
@@ -157,7 +166,12 @@ export async function updatePartner(db: Db, issuer: string, keys: PartnerKeys | 
   const setKeys = keys ? ', jwks = ?::jsonb, certificate = ?' : '';
   const keyValues = keys ? [keys.jwks ? JSON.stringify(keys.jwks) : null, keys.certificate ?? null] : [];
   const res = await explainUniqueTokenEndpoint(
-    db.raw(`update partners set policy = (policy || ?::jsonb) - ?::text[]${setKeys} where issuer = ? returning *`, [JSON.stringify(set), unset, ...keyValues, issuer]),
+    db.raw(`update partners set policy = (policy || ?::jsonb) - ?::text[]${setKeys} where issuer = ? returning *`, [
+      JSON.stringify(set),
+      unset,
+      ...keyValues,
+      issuer,
+    ]),
     change,
   );
   const row = (res.rows as PartnerRow[])[0];
@@ -276,15 +290,30 @@ function parseTokenEndpoint(value: string, ownIssuer: string): string {
   } catch {
     throw new InvalidPartnerError(`--token-endpoint "${value.slice(0, 80)}" is not a URL`);
   }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hash || url.username || url.password || value.length > MAX_URL_LENGTH || unsafeTextReason(value)) {
-    throw new InvalidPartnerError('--token-endpoint must be an http(s) URL without fragment or credentials (the partner\'s token endpoint)');
+  if (
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.hash ||
+    url.username ||
+    url.password ||
+    value.length > MAX_URL_LENGTH ||
+    unsafeTextReason(value)
+  ) {
+    throw new InvalidPartnerError("--token-endpoint must be an http(s) URL without fragment or credentials (the partner's token endpoint)");
   }
-  if (value === ownIssuer || value.startsWith(`${ownIssuer.replace(/\/+$/, '')}/`)) throw new InvalidPartnerError('--token-endpoint is an endpoint of this server');
+  if (value === ownIssuer || value.startsWith(`${ownIssuer.replace(/\/+$/, '')}/`))
+    throw new InvalidPartnerError('--token-endpoint is an endpoint of this server');
   return value;
 }
 
 function splitList(value: string): string[] {
-  return [...new Set(value.split(',').map((v) => v.trim()).filter(Boolean))];
+  return [
+    ...new Set(
+      value
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+    ),
+  ];
 }
 
 function idList(value: string, label: string): string[] | null {

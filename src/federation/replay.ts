@@ -34,9 +34,6 @@ export async function rememberSecurityToken(db: Db, issuer: string, key: string,
 
 /** Forgets tokens that can no longer pass the exp check (exp + leeway is in the past). */
 export async function sweepSeenSecurityTokens(db: Db, batch = 5000): Promise<number> {
-  const res = await db.raw(
-    'delete from seen_security_tokens where ctid in (select ctid from seen_security_tokens where expires_at < now() limit ?)',
-    [batch],
-  );
+  const res = await db.raw('delete from seen_security_tokens where ctid in (select ctid from seen_security_tokens where expires_at < now() limit ?)', [batch]);
   return res.rowCount as number;
 }

@@ -90,7 +90,8 @@ export function pageErrors(log: (line: string) => void, site: PageSite): Koa.Mid
     try {
       await next();
     } catch (err) {
-      if (err instanceof BodyTooLargeError) return renderErrorPage(ctx, site, { error: 'invalid_request', kind: 'request_too_large', description: err.message }, 413);
+      if (err instanceof BodyTooLargeError)
+        return renderErrorPage(ctx, site, { error: 'invalid_request', kind: 'request_too_large', description: err.message }, 413);
       if (isDatabaseUnavailable(err)) return outage503(ctx, 'page', site);
       const reference = logWithReference(ctx, err, log);
       renderErrorPage(ctx, site, { error: 'server_error', reference }, 500);

@@ -21,8 +21,20 @@ const TLS_CIPHERS = [
 ].join(':');
 
 /** Bounds on slow or idle clients; tests shorten them to observe the behaviour. */
-export type ListenerLimits = { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; handshakeTimeoutMs: number; checkIntervalMs: number };
-export const LISTENER_LIMITS: ListenerLimits = Object.freeze({ headersTimeoutMs: 20_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, handshakeTimeoutMs: 10_000, checkIntervalMs: 1_000 });
+export type ListenerLimits = {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  checkIntervalMs: number;
+};
+export const LISTENER_LIMITS: ListenerLimits = Object.freeze({
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  handshakeTimeoutMs: 10_000,
+  checkIntervalMs: 1_000,
+});
 
 export function createListener(config: Config, app: Koa, limits: ListenerLimits = LISTENER_LIMITS): http.Server {
   const handler = app.callback();

@@ -87,7 +87,10 @@ function checkBasicCredentials(header: string): void {
   const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon === -1) return;
-  for (const [part, what] of [[decoded.slice(0, colon), 'client_id'], [decoded.slice(colon + 1), 'client_secret']] as const) {
+  for (const [part, what] of [
+    [decoded.slice(0, colon), 'client_id'],
+    [decoded.slice(colon + 1), 'client_secret'],
+  ] as const) {
     let value: string;
     try {
       value = decodeURIComponent(part.replace(/\+/g, '%20'));
@@ -96,7 +99,8 @@ function checkBasicCredentials(header: string): void {
     }
     const problem = unsafeTextReason(value);
     if (problem) throw new InvalidProtocolInput(`the ${what} in the Authorization header ${problem}`);
-    if (what === 'client_id' && Buffer.byteLength(value) > MAX_ID_BYTES) throw new InvalidProtocolInput(`the client_id in the Authorization header is longer than ${MAX_ID_BYTES} bytes`);
+    if (what === 'client_id' && Buffer.byteLength(value) > MAX_ID_BYTES)
+      throw new InvalidProtocolInput(`the client_id in the Authorization header is longer than ${MAX_ID_BYTES} bytes`);
   }
 }
 

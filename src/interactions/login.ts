@@ -49,7 +49,11 @@ export async function withLoginSubmission(deps: LoginDeps, interactionUid: strin
 /** Checks the password (reserved against the throttle), then token eligibility; audits and counts the outcome. */
 export async function logIn(deps: LoginDeps, attempt: LoginAttempt): Promise<LoginOutcome> {
   const { db, loginIdKey } = deps;
-  const result = await authenticate(db, { valUserId: attempt.valUserId, password: attempt.password, ip: attempt.ip }, { idKey: loginIdKey, policy: deps.throttle });
+  const result = await authenticate(
+    db,
+    { valUserId: attempt.valUserId, password: attempt.password, ip: attempt.ip },
+    { idKey: loginIdKey, policy: deps.throttle },
+  );
   // Failures on IDs that name no user are audited under a keyed hash: such an "ID" is often a password typed into
   // the wrong field (issue 10, item 9). Existing IDs are audited as themselves.
   const actor = result.ok || result.known ? attempt.valUserId : `unknown:${idPseudonym(loginIdKey, attempt.valUserId).slice(0, 32)}`;

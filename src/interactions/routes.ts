@@ -87,13 +87,26 @@ async function answerLogin(ctx: Context, deps: InteractionDeps, details: Details
     return;
   }
   if (result.kind === 'refused') {
-    await deps.provider().interactionFinished(ctx.req, ctx.res, { error: result.error, error_description: result.description }, { mergeWithLastSubmission: false });
+    await deps
+      .provider()
+      .interactionFinished(ctx.req, ctx.res, { error: result.error, error_description: result.description }, { mergeWithLastSubmission: false });
     ctx.respond = false;
     return;
   }
   // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
-  const consent = String(details.params.prompt ?? '').split(' ').includes('consent') ? { consent: {} } : {};
-  await deps.provider().interactionFinished(ctx.req, ctx.res, { login: { accountId: result.valUserId, ...PASSWORD_LOGIN, amr: [...PASSWORD_LOGIN.amr] }, ...consent }, { mergeWithLastSubmission: false });
+  const consent = String(details.params.prompt ?? '')
+    .split(' ')
+    .includes('consent')
+    ? { consent: {} }
+    : {};
+  await deps
+    .provider()
+    .interactionFinished(
+      ctx.req,
+      ctx.res,
+      { login: { accountId: result.valUserId, ...PASSWORD_LOGIN, amr: [...PASSWORD_LOGIN.amr] }, ...consent },
+      { mergeWithLastSubmission: false },
+    );
   ctx.respond = false;
 }
 
@@ -123,19 +136,26 @@ async function showLogin(
   const redirectUri = String(details.params.redirect_uri ?? '');
   // The client's ui_locales from the authorization request (OIDC Core §3.1.2.1), then Accept-Language.
   const t = messagesFor(ctx, details.params.ui_locales);
-  const message = typeof view.message === 'object' ? formatCount(t, t.login.throttled, view.message.throttled, 'seconds') : view.message && t.login[view.message];
+  const message =
+    typeof view.message === 'object' ? formatCount(t, t.login.throttled, view.message.throttled, 'seconds') : view.message && t.login[view.message];
   ctx.status = view.status;
-  sendPage(ctx, 'login', { t, site: deps.site, title: t.login.title }, {
-    client: client?.clientName ?? client?.clientId ?? t.login.someApplication,
-    action: `/interaction/${details.uid}/login`,
-    csrf: csrfToken(deps.csrfKey, details.uid),
-    valUserId: view.valUserId ?? '',
-    errorBlock: message ? renderFragment('login-error', t, { message }) : '',
-    // WCAG 3.3.1: the fields point at the message explaining the failure, and are marked invalid when they caused it.
-    fieldErrorAttrs: view.message ? `aria-describedby="login-error"${view.invalid ? ' aria-invalid="true"' : ''}` : '',
-    userAutofocus: view.valUserId ? '' : 'autofocus',
-    passwordAutofocus: view.valUserId ? 'autofocus' : '',
-  }, originOf(redirectUri));
+  sendPage(
+    ctx,
+    'login',
+    { t, site: deps.site, title: t.login.title },
+    {
+      client: client?.clientName ?? client?.clientId ?? t.login.someApplication,
+      action: `/interaction/${details.uid}/login`,
+      csrf: csrfToken(deps.csrfKey, details.uid),
+      valUserId: view.valUserId ?? '',
+      errorBlock: message ? renderFragment('login-error', t, { message }) : '',
+      // WCAG 3.3.1: the fields point at the message explaining the failure, and are marked invalid when they caused it.
+      fieldErrorAttrs: view.message ? `aria-describedby="login-error"${view.invalid ? ' aria-invalid="true"' : ''}` : '',
+      userAutofocus: view.valUserId ? '' : 'autofocus',
+      passwordAutofocus: view.valUserId ? 'autofocus' : '',
+    },
+    originOf(redirectUri),
+  );
 }
 
 // The token binds the form to this interaction; the interaction cookie binds it to this browser.

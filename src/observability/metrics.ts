@@ -197,7 +197,8 @@ export async function startMetricsListener(options: { host: string; port: number
     }
     (options.aggregateWorkers ? registry.clusterMetrics() : registry.metrics()).then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${err instanceof Error ? err.message : String(err)}\n`),
+      (err: unknown) =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${err instanceof Error ? err.message : String(err)}\n`),
     );
   });
   server.keepAliveTimeout = 5_000;

@@ -4,7 +4,16 @@ import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { PostgresAdapter } from './adapter.ts';
 
-export type AccessTokenClaims = JWTPayload & { client_id: string; jti: string; exp: number; sub: string; scope?: string; val_service_ids?: string[]; grant_id?: string; gty?: string };
+export type AccessTokenClaims = JWTPayload & {
+  client_id: string;
+  jti: string;
+  exp: number;
+  sub: string;
+  scope?: string;
+  val_service_ids?: string[];
+  grant_id?: string;
+  gty?: string;
+};
 
 /**
  * The `gty` claim extraTokenClaims puts in client_credentials access tokens (src/oidc/provider.ts): how the token was
@@ -35,7 +44,12 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
   return async (token) => {
     if (token.length > MAX_TOKEN_LENGTH) return undefined;
     try {
-      const { payload } = await jwtVerify(token, keySet, { issuer, typ: 'at+jwt', algorithms: ['ES256', 'RS256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] });
+      const { payload } = await jwtVerify(token, keySet, {
+        issuer,
+        typ: 'at+jwt',
+        algorithms: ['ES256', 'RS256'],
+        requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
+      });
       return payload as AccessTokenClaims;
     } catch {
       return undefined;
@@ -45,7 +59,10 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
 
 /** Revokes a JWT access token until its expiry; drops this process's cached answers at once (others hear the NOTIFY). */
 export async function revokeAccessToken(db: Db, caches: Caches, jti: string, exp: number): Promise<void> {
-  await db('revoked_access_tokens').insert({ jti, expires_at: new Date(exp * 1000) }).onConflict('jti').ignore();
+  await db('revoked_access_tokens')
+    .insert({ jti, expires_at: new Date(exp * 1000) })
+    .onConflict('jti')
+    .ignore();
   caches.changed('revoked_access_tokens');
 }
 

@@ -125,9 +125,21 @@ export class PostgresAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    const stored = this.#hashed ? sealPayload(this.#keys!, this.#kind, payload) : this.#kind === 'Client' ? sealClientMetadata(this.#keys!, payload as ClientMetadata) : payload;
+    const stored = this.#hashed
+      ? sealPayload(this.#keys!, this.#kind, payload)
+      : this.#kind === 'Client'
+        ? sealClientMetadata(this.#keys!, payload as ClientMetadata)
+        : payload;
     // No expiresIn: no expiry (null + interval is null).
-    const values = [this.#kind, this.#key(id), JSON.stringify(stored), payload.grantId ?? null, payload.uid ?? null, payload.userCode ? this.#key(payload.userCode) : null, expiresIn || null];
+    const values = [
+      this.#kind,
+      this.#key(id),
+      JSON.stringify(stored),
+      payload.grantId ?? null,
+      payload.uid ?? null,
+      payload.userCode ? this.#key(payload.userCode) : null,
+      expiresIn || null,
+    ];
     const ctx = currentCtx();
     const pending = this.#kind === 'RefreshToken' && ctx ? pendingConsumes.get(ctx) : undefined;
     if (pending) {
@@ -158,7 +170,9 @@ export class PostgresAdapter implements Adapter {
     const key = this.#key(id);
     if (key.includes('\0')) return undefined;
     const name = companion ? 'oidc_payloads_find_with_grant_account' : 'oidc_payloads_find_with_grant';
-    const row = (await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, name, FIND_WITH_GRANT, [this.#kind, key])).rows[0];
+    const row = (
+      await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, name, FIND_WITH_GRANT, [this.#kind, key])
+    ).rows[0];
     if (!row) return undefined;
     const ctx = currentCtx();
     if (ctx && row.grant_id) {
@@ -203,7 +217,9 @@ export class PostgresAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#db(TABLE).where({ kind: this.#kind, id: this.#key(id) }).delete();
+    await this.#db(TABLE)
+      .where({ kind: this.#kind, id: this.#key(id) })
+      .delete();
     if (this.#kind === 'Client') this.#caches.changed('clients');
   }
 
@@ -291,10 +307,7 @@ export async function revokeAccountRecords(db: Db, accountId: string): Promise<R
 
 /** Deletes expired rows in bounded batches; returns how many went. */
 export async function sweepExpiredPayloads(db: Db, batch = 5000): Promise<number> {
-  const res = await db.raw(
-    `delete from ${TABLE} where ctid in (select ctid from ${TABLE} where expires_at < now() limit ?)`,
-    [batch],
-  );
+  const res = await db.raw(`delete from ${TABLE} where ctid in (select ctid from ${TABLE} where expires_at < now() limit ?)`, [batch]);
   return res.rowCount as number;
 }
 
@@ -320,7 +333,8 @@ export async function convertLegacyPayloads(db: Db, keys: AtRestKeys, batch = 50
       };
       if (rows.length === 0) return 0;
       const changes = rows.map((r) => {
-        if (r.kind === 'Client') return { kind: r.kind, id: r.id, new_id: r.id, payload: sealClientMetadata(keys, r.payload as ClientMetadata), user_code: r.user_code };
+        if (r.kind === 'Client')
+          return { kind: r.kind, id: r.id, new_id: r.id, payload: sealClientMetadata(keys, r.payload as ClientMetadata), user_code: r.user_code };
         return {
           kind: r.kind,
           id: r.id,

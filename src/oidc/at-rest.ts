@@ -76,7 +76,8 @@ export function sealPayload(keys: AtRestKeys, kind: string, payload: AdapterPayl
     if (typeof v === 'string' && !isSealed(v)) out[field] = seal(keys, `${kind}.${field}`, v);
   }
   const session = out.session as Record<string, unknown> | undefined;
-  if (session && typeof session.cookie === 'string' && !isSealed(session.cookie)) out.session = { ...session, cookie: seal(keys, `${kind}.session.cookie`, session.cookie) };
+  if (session && typeof session.cookie === 'string' && !isSealed(session.cookie))
+    out.session = { ...session, cookie: seal(keys, `${kind}.session.cookie`, session.cookie) };
   return out;
 }
 
@@ -137,7 +138,11 @@ export function sealClientMetadata(keys: AtRestKeys, metadata: ClientMetadata): 
 
 /** oidc-provider's client metadata from the stored form (a legacy row with a plain secret passes unchanged). */
 export function openClientMetadata(keys: AtRestKeys, stored: ClientMetadata): ClientMetadata {
-  const { client_secret_hash: hash, client_secret_sealed: sealed, ...rest } = stored as ClientMetadata & { client_secret_hash?: string; client_secret_sealed?: string };
+  const {
+    client_secret_hash: hash,
+    client_secret_sealed: sealed,
+    ...rest
+  } = stored as ClientMetadata & { client_secret_hash?: string; client_secret_sealed?: string };
   if (typeof hash === 'string') return { ...rest, client_secret: HASHED_SECRET_PREFIX + hash };
   if (typeof sealed === 'string') return { ...rest, client_secret: open(keys, `Client.client_secret:${stored.client_id}`, sealed) };
   return stored;

@@ -32,10 +32,10 @@ export type ClientSpec = {
 /** `--id-token-alg`: one of the algorithms the server keeps a key for (src/oidc/keys.ts). */
 export function idTokenAlgMetadata(alg: string | undefined): { id_token_signed_response_alg?: IdTokenAlg } {
   if (alg === undefined) return {};
-  if (!(ID_TOKEN_ALGS as readonly string[]).includes(alg)) throw new InvalidClientError(`the ID token algorithm must be one of ${ID_TOKEN_ALGS.join(', ')}, got "${alg.slice(0, 40)}"`);
+  if (!(ID_TOKEN_ALGS as readonly string[]).includes(alg))
+    throw new InvalidClientError(`the ID token algorithm must be one of ${ID_TOKEN_ALGS.join(', ')}, got "${alg.slice(0, 40)}"`);
   return { id_token_signed_response_alg: alg as IdTokenAlg };
 }
-
 
 /**
  * A client's registered scope (`--scope`, space-separated) as metadata: the static scopes in `scope`, a resource
@@ -44,7 +44,10 @@ export function idTokenAlgMetadata(alg: string | undefined): { id_token_signed_r
 export function scopeMetadata(scope: string): { scope: string; [CLIENT_RESOURCE_SCOPE]?: string } {
   const values = [...new Set(scope.split(/\s+/).filter(Boolean))];
   const resourceScopes = values.filter((s) => !STATIC_SCOPES.includes(s));
-  return { scope: values.filter((s) => STATIC_SCOPES.includes(s)).join(' '), ...(resourceScopes.length ? { [CLIENT_RESOURCE_SCOPE]: resourceScopes.join(' ') } : {}) };
+  return {
+    scope: values.filter((s) => STATIC_SCOPES.includes(s)).join(' '),
+    ...(resourceScopes.length ? { [CLIENT_RESOURCE_SCOPE]: resourceScopes.join(' ') } : {}),
+  };
 }
 
 /** The client's whole registered scope, as `client add|update --scope` takes it. */
@@ -68,7 +71,9 @@ export function clientMetadata(spec: ClientSpec): ClientMetadata {
   const defaultScope = usesCode ? [...OIDC_SCOPES].join(' ') : VAL_SERVICE_SCOPE;
   return {
     client_id: spec.clientId,
-    ...(spec.public ? { token_endpoint_auth_method: 'none' } : { client_secret: spec.secret ?? crypto.randomBytes(32).toString('base64url'), token_endpoint_auth_method: 'client_secret_basic' }),
+    ...(spec.public
+      ? { token_endpoint_auth_method: 'none' }
+      : { client_secret: spec.secret ?? crypto.randomBytes(32).toString('base64url'), token_endpoint_auth_method: 'client_secret_basic' }),
     ...(spec.name ? { client_name: spec.name } : {}),
     redirect_uris: spec.redirectUris,
     ...(spec.postLogoutRedirectUris?.length ? { post_logout_redirect_uris: spec.postLogoutRedirectUris } : {}),
@@ -120,7 +125,8 @@ export async function updateClient(db: Db, provider: Provider, clientId: string,
   }
   if (change.grants !== undefined) {
     if (change.grants.length === 0) throw new InvalidClientError('a client needs at least one grant type');
-    if (metadata.token_endpoint_auth_method === 'none' && change.grants.includes('client_credentials')) throw new InvalidClientError('a public client cannot use client_credentials');
+    if (metadata.token_endpoint_auth_method === 'none' && change.grants.includes('client_credentials'))
+      throw new InvalidClientError('a public client cannot use client_credentials');
     metadata.grant_types = change.grants;
     metadata.response_types = change.grants.includes('authorization_code') ? ['code'] : [];
   }
@@ -206,7 +212,13 @@ export function describeClient(metadata: ClientMetadata): ClientDescription {
 }
 
 /** Registers a client; returns its metadata and, when one was generated, the secret (shown to the operator once). */
-export async function addClient(db: Db, provider: Provider, keys: AtRestKeys, actor: string, spec: ClientSpec): Promise<{ metadata: ClientMetadata; generatedSecret?: string }> {
+export async function addClient(
+  db: Db,
+  provider: Provider,
+  keys: AtRestKeys,
+  actor: string,
+  spec: ClientSpec,
+): Promise<{ metadata: ClientMetadata; generatedSecret?: string }> {
   const metadata = clientMetadata(spec);
   await registerClient(db, provider, metadata, keys);
   await recordAudit(db, { actor, action: 'client.add', subject: spec.clientId, result: 'success', details: { grants: metadata.grant_types } });
@@ -238,7 +250,11 @@ export async function rotateClientSecret(db: Db, keys: AtRestKeys, actor: string
   const current = (await adapter.find(clientId)) as ClientMetadata | undefined;
   if (!current) throw new NoSuchClientError(clientId);
   if (current.token_endpoint_auth_method === 'none') throw new InvalidClientError(`client ${clientId} is public: it has no secret`);
-  if (current.token_endpoint_auth_method === 'private_key_jwt' || current.token_endpoint_auth_method === 'tls_client_auth' || current.token_endpoint_auth_method === 'self_signed_tls_client_auth') {
+  if (
+    current.token_endpoint_auth_method === 'private_key_jwt' ||
+    current.token_endpoint_auth_method === 'tls_client_auth' ||
+    current.token_endpoint_auth_method === 'self_signed_tls_client_auth'
+  ) {
     throw new InvalidClientError(`client ${clientId} authenticates with ${current.token_endpoint_auth_method}, not a secret`);
   }
   const secret = crypto.randomBytes(32).toString('base64url');

@@ -15,7 +15,14 @@ import { refuseUnlistedGrants } from './grants/unauthorized-client.ts';
 import { atRestKeys, compareHashedClientSecrets } from './at-rest.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
 import { CLIENT_CREDENTIALS_GTY } from './access-tokens.ts';
-import { CLIENT_RESOURCE_SCOPE, CLIENT_RESOURCE_SERVERS, PROVISIONING_SCOPE, resourceServerInfoForClient, validateClientResourceMetadata, VAL_SERVICE_SCOPE } from './resources.ts';
+import {
+  CLIENT_RESOURCE_SCOPE,
+  CLIENT_RESOURCE_SERVERS,
+  PROVISIONING_SCOPE,
+  resourceServerInfoForClient,
+  validateClientResourceMetadata,
+  VAL_SERVICE_SCOPE,
+} from './resources.ts';
 import { defaultResourceFor, registeredScopes, SS_IPP_SCOPE } from './resources.ts';
 import { ACR_VALUES, SCOPE_CLAIMS, SKEY_PROV_CLAIM, valInteractionPolicy } from './claims.ts';
 import { advertiseServiceScopes, loginScopes } from './service-scopes.ts';
@@ -187,7 +194,9 @@ export function createProvider(deps: ProviderDeps, extensions: ProviderExtension
       const { oidc } = ctx;
       if (!oidc.session?.accountId || !oidc.client) return undefined;
       const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(oidc.client.clientId);
-      const grant = (grantId && (await oidc.provider.Grant.find(grantId))) || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+      const grant =
+        (grantId && (await oidc.provider.Grant.find(grantId))) ||
+        new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
       grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
       const claims = [...oidc.requestParamClaims];
       if (claims.length) grant.addOIDCClaims(claims);

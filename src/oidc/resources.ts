@@ -36,7 +36,11 @@ export function ssIppResource(config: Config): string {
  * for ss-ipp; every other request keeps IDMS_DEFAULT_RESOURCE. Decided from the request and the client alone: no
  * lookup on the token endpoint.
  */
-export function defaultResourceFor(config: Config, params: { grant_type?: unknown; scope?: unknown } | undefined, client: { scope?: string } | undefined): string {
+export function defaultResourceFor(
+  config: Config,
+  params: { grant_type?: unknown; scope?: unknown } | undefined,
+  client: { scope?: string } | undefined,
+): string {
   if (params?.grant_type === 'client_credentials' && client?.scope?.split(' ').includes(PROVISIONING_SCOPE)) {
     const scopes = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
     if (scopes.every((s) => s === SS_IPP_SCOPE || s === PROVISIONING_SCOPE)) return ssIppResource(config);
@@ -54,7 +58,11 @@ export async function resourceServerInfo(config: Config, db: Db, caches: Caches,
     return { scope: PROVISIONING_SCOPE, audience: indicator, accessTokenTTL: config.ttl.accessToken, ...jwt('ES256') };
   }
   // Asked at every token request; held in the process's caches, dropped on any change (src/db/change-feed.ts).
-  const row = await caches.read('resource_servers', indicator, async () => (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined);
+  const row = await caches.read(
+    'resource_servers',
+    indicator,
+    async () => (await db('resource_servers').where({ identifier: indicator }).first()) as ResourceServerRow | undefined,
+  );
   if (row) {
     return { scope: row.scope, audience: indicator, accessTokenTTL: row.access_token_ttl ?? config.ttl.accessToken, ...jwt(row.signing_alg) };
   }
@@ -121,7 +129,13 @@ export async function resourceServerInfoForClient(
   const allowed = registeredScopes(client);
   const refused = requested.filter((s) => !allowed.has(s));
   if (refused.length) throw new errors.InvalidScope('requested scope is not allowed for this client', refused.join(' '));
-  return { ...info, scope: info.scope.split(' ').filter((s) => allowed.has(s)).join(' ') };
+  return {
+    ...info,
+    scope: info.scope
+      .split(' ')
+      .filter((s) => allowed.has(s))
+      .join(' '),
+  };
 }
 
 export async function addResourceServer(db: Db, row: Omit<ResourceServerRow, 'description'> & { description?: string }): Promise<void> {

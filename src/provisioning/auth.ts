@@ -24,7 +24,10 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 export type GuardedApi = { audience: string; realm: string; scope?: string };
 
 /** Sets ctx.state.caller to the VAL server bound to the token's client, or throws a 401/403 problem. */
-export function bearerAuth(deps: AuthDeps, api: GuardedApi = { audience: provisioningResource(deps.config), realm: REALM, scope: PROVISIONING_SCOPE }): Koa.Middleware {
+export function bearerAuth(
+  deps: AuthDeps,
+  api: GuardedApi = { audience: provisioningResource(deps.config), realm: REALM, scope: PROVISIONING_SCOPE },
+): Koa.Middleware {
   const { audience } = api;
   const challenge = (params = '') => `Bearer realm="${api.realm}"${api.scope ? `, scope="${api.scope}"` : ''}${params}`;
   return async (ctx, next) => {
@@ -34,13 +37,19 @@ export function bearerAuth(deps: AuthDeps, api: GuardedApi = { audience: provisi
     const token = BEARER.exec(header)?.[1];
     const claims = token ? await deps.verifyAccessToken(token) : undefined;
     if (!claims) throw unauthorized('TOKEN_INVALID', 'the access token is invalid or expired', challenge(', error="invalid_token"'));
-    if (await isAccessTokenRevoked(deps.db, deps.caches, claims.jti)) throw unauthorized('TOKEN_INVALID', 'the access token was revoked', challenge(', error="invalid_token"'));
+    if (await isAccessTokenRevoked(deps.db, deps.caches, claims.jti))
+      throw unauthorized('TOKEN_INVALID', 'the access token was revoked', challenge(', error="invalid_token"'));
     ctx.state.actor = claims.client_id;
 
     // RFC 9068 §4: the resource server checks that it is the token's audience (a token for an S-KMS is not for us).
     const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!aud.includes(audience)) throw forbidden('TOKEN_AUDIENCE_MISMATCH', `the access token is not for ${audience}`);
-    if (api.scope && !String(claims.scope ?? '').split(' ').includes(api.scope)) {
+    if (
+      api.scope &&
+      !String(claims.scope ?? '')
+        .split(' ')
+        .includes(api.scope)
+    ) {
       throw forbidden('INSUFFICIENT_SCOPE', `the access token lacks the scope ${api.scope}`, {
         headers: { 'WWW-Authenticate': challenge(', error="insufficient_scope"') },
       });

@@ -48,14 +48,21 @@ type ServiceParams = ValServicesConfigRequest['valSvcConf'];
 
 function toPairs(valSvcConf: ServiceParams): ConfigurationPair[] {
   return valSvcConf.flatMap((p) =>
-    p.idList.map((t): ConfigurationPair => (t.valUserId !== undefined ? { valServiceId: p.valServiceId, kind: 'user', id: t.valUserId } : { valServiceId: p.valServiceId, kind: 'ue', id: t.valUeId! })),
+    p.idList.map((t): ConfigurationPair =>
+      t.valUserId !== undefined
+        ? { valServiceId: p.valServiceId, kind: 'user', id: t.valUserId }
+        : { valServiceId: p.valServiceId, kind: 'ue', id: t.valUeId! },
+    ),
   );
 }
 
 function toConfig(owner: string, suppFeat: string, valSvcConf: ServiceParams): ValServicesConfig {
   return {
     valServerId: owner,
-    valSvcConf: valSvcConf.map((p) => ({ valServiceId: p.valServiceId, idList: p.idList.map((t): ValTargetUe => (t.valUserId !== undefined ? { valUserId: t.valUserId } : { valUeId: t.valUeId! })) })),
+    valSvcConf: valSvcConf.map((p) => ({
+      valServiceId: p.valServiceId,
+      idList: p.idList.map((t): ValTargetUe => (t.valUserId !== undefined ? { valUserId: t.valUserId } : { valUeId: t.valUeId! })),
+    })),
     suppFeat,
   };
 }
@@ -85,9 +92,13 @@ function noSuchConfiguration(confId: string) {
 }
 
 function quotaExceeded(sla: ValServerRow, valServiceId: string, count: number, param: string) {
-  return forbidden('QUOTA_EXCEEDED', `VAL service ${valServiceId} would have ${count} VAL users and VAL UEs provisioned by ${sla.requester_identity}; the service agreement allows ${sla.max_users_per_service}`, {
-    invalidParams: [{ param, reason: `at most ${sla.max_users_per_service} VAL users and VAL UEs per VAL service` }],
-  });
+  return forbidden(
+    'QUOTA_EXCEEDED',
+    `VAL service ${valServiceId} would have ${count} VAL users and VAL UEs provisioned by ${sla.requester_identity}; the service agreement allows ${sla.max_users_per_service}`,
+    {
+      invalidParams: [{ param, reason: `at most ${sla.max_users_per_service} VAL users and VAL UEs per VAL service` }],
+    },
+  );
 }
 
 /** The caller's SLA, read FOR SHARE (an operator's concurrent update waits), checked for the services the write names. */
@@ -106,7 +117,13 @@ async function sharedSla(trx: Knex.Transaction, caller: Caller, valSvcConf: Serv
  * SLA row (shared), then configuration rows, then the VAL services' advisory locks (the ones it had and the new
  * ones), in hash order. The quota (per VAL server and service, over all its configurations) must hold afterwards.
  */
-async function writePairs(trx: Knex.Transaction, sla: ValServerRow, confId: string, valSvcConf: ServiceParams, fresh: boolean): Promise<{ added: number; removed: number }> {
+async function writePairs(
+  trx: Knex.Transaction,
+  sla: ValServerRow,
+  confId: string,
+  valSvcConf: ServiceParams,
+  fresh: boolean,
+): Promise<{ added: number; removed: number }> {
   const services = valSvcConf.map((p) => p.valServiceId);
   const previous = fresh ? [] : await configurationServices(trx, confId);
   await lockServices(trx, [...new Set([...services, ...previous])]);
@@ -131,7 +148,13 @@ export async function createValServiceConf(db: Db, caller: Caller, body: ValServ
     await insertConfiguration(trx, { confId, owner: sla.requester_identity, suppFeat });
     const { added, removed } = await writePairs(trx, sla, confId, body.valSvcConf, true);
     // Same transaction: there is no committed change without its audit event.
-    await recordAudit(trx, { actor: sla.requester_identity, action: SS_IPP_AUDIT_ACTIONS.create, subject: confId, result: 'success', details: { services: auditServices(body.valSvcConf), added } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: SS_IPP_AUDIT_ACTIONS.create,
+      subject: confId,
+      result: 'success',
+      details: { services: auditServices(body.valSvcConf), added },
+    });
     return { confId, config: toConfig(sla.requester_identity, suppFeat, body.valSvcConf), added, removed };
   });
 }
@@ -145,7 +168,10 @@ export async function retrieveValServiceConfs(db: Db, caller: Caller, query: Ret
     });
   }
   const rows = await listConfigurations(db, caller.requesterIdentity, query.confIds);
-  const pairs = await configurationPairs(db, rows.map((r) => r.conf_id));
+  const pairs = await configurationPairs(
+    db,
+    rows.map((r) => r.conf_id),
+  );
   // A configuration emptied by a concurrent compatibility-API write is on its way out: not listed.
   const configs = rows.filter((r) => pairs.has(r.conf_id)).map((r) => fromPairs(r, pairs.get(r.conf_id)!));
   await recordAudit(db, { actor: caller.requesterIdentity, action: SS_IPP_AUDIT_ACTIONS.retrieve, result: 'success', details: { returned: configs.length } });
@@ -157,12 +183,24 @@ export async function retrieveIndValServicesConf(db: Db, caller: Caller, confId:
   const row = await findConfiguration(db, confId, caller.requesterIdentity);
   const pairs = row ? (await configurationPairs(db, [confId])).get(confId) : undefined;
   if (!row || !pairs) throw noSuchConfiguration(confId);
-  await recordAudit(db, { actor: caller.requesterIdentity, action: SS_IPP_AUDIT_ACTIONS.retrieve, subject: confId, result: 'success', details: { returned: 1 } });
+  await recordAudit(db, {
+    actor: caller.requesterIdentity,
+    action: SS_IPP_AUDIT_ACTIONS.retrieve,
+    subject: confId,
+    result: 'success',
+    details: { returned: 1 },
+  });
   return fromPairs(row, pairs);
 }
 
 /** UpdateIndValServicesConf (PUT): the configuration becomes exactly the given one; other configurations are untouched. */
-export async function updateIndValServicesConf(db: Db, caller: Caller, confId: string, body: ValServicesConfigRequest, now: Date): Promise<ConfigurationOutcome> {
+export async function updateIndValServicesConf(
+  db: Db,
+  caller: Caller,
+  confId: string,
+  body: ValServicesConfigRequest,
+  now: Date,
+): Promise<ConfigurationOutcome> {
   checkValServerId(caller, body.valServerId);
   const suppFeat = negotiateFeatures(body.suppFeat);
   return db.transaction(async (trx) => {
@@ -170,13 +208,25 @@ export async function updateIndValServicesConf(db: Db, caller: Caller, confId: s
     if (!(await findConfiguration(trx, confId, sla.requester_identity, 'update'))) throw noSuchConfiguration(confId);
     const { added, removed } = await writePairs(trx, sla, confId, body.valSvcConf, false);
     await touchConfiguration(trx, confId, suppFeat);
-    await recordAudit(trx, { actor: sla.requester_identity, action: SS_IPP_AUDIT_ACTIONS.update, subject: confId, result: 'success', details: { services: auditServices(body.valSvcConf), added, removed } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: SS_IPP_AUDIT_ACTIONS.update,
+      subject: confId,
+      result: 'success',
+      details: { services: auditServices(body.valSvcConf), added, removed },
+    });
     return { confId, config: toConfig(sla.requester_identity, suppFeat, body.valSvcConf), added, removed };
   });
 }
 
 /** ModifyIndValServicesConf (PATCH, RFC 7396): valSvcConf, when present, replaces the configuration's list as a whole. */
-export async function modifyIndValServicesConf(db: Db, caller: Caller, confId: string, patch: ValServicesConfigPatch, now: Date): Promise<ConfigurationOutcome> {
+export async function modifyIndValServicesConf(
+  db: Db,
+  caller: Caller,
+  confId: string,
+  patch: ValServicesConfigPatch,
+  now: Date,
+): Promise<ConfigurationOutcome> {
   const valSvcConf = patch.valSvcConf;
   // An empty merge patch changes nothing (RFC 7396 §2): answer the resource as it is.
   if (valSvcConf === undefined) return { confId, config: await retrieveIndValServicesConf(db, caller, confId), added: 0, removed: 0 };
@@ -186,7 +236,13 @@ export async function modifyIndValServicesConf(db: Db, caller: Caller, confId: s
     if (!row) throw noSuchConfiguration(confId);
     const { added, removed } = await writePairs(trx, sla, confId, valSvcConf, false);
     await touchConfiguration(trx, confId);
-    await recordAudit(trx, { actor: sla.requester_identity, action: SS_IPP_AUDIT_ACTIONS.modify, subject: confId, result: 'success', details: { services: auditServices(valSvcConf), added, removed } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: SS_IPP_AUDIT_ACTIONS.modify,
+      subject: confId,
+      result: 'success',
+      details: { services: auditServices(valSvcConf), added, removed },
+    });
     return { confId, config: toConfig(sla.requester_identity, row.supp_feat, valSvcConf), added, removed };
   });
 }
@@ -202,7 +258,13 @@ export async function deleteIndValServicesConf(db: Db, caller: Caller, confId: s
     await lockServices(trx, await configurationServices(trx, confId));
     const pairs = await countConfigurationPairs(trx, confId);
     await deleteConfigurationRow(trx, confId, sla.requester_identity);
-    await recordAudit(trx, { actor: sla.requester_identity, action: SS_IPP_AUDIT_ACTIONS.delete, subject: confId, result: 'success', details: { removed: pairs } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: SS_IPP_AUDIT_ACTIONS.delete,
+      subject: confId,
+      result: 'success',
+      details: { removed: pairs },
+    });
     return { removed: pairs };
   });
 }

@@ -19,13 +19,16 @@ export type BodyRules = {
 export async function readJson(ctx: Koa.Context, rules: BodyRules = { mediaType: 'application/json' }): Promise<unknown> {
   if (rules.lengthRequired && ctx.get('content-length') === '' && ctx.get('transfer-encoding') === '') throw lengthRequired();
   const type = ctx.is(rules.mediaType);
-  if (type === null || ctx.request.length === 0) throw badRequest('INVALID_MSG_FORMAT', 'a JSON request body is required', [{ param: '', reason: 'missing body' }]);
+  if (type === null || ctx.request.length === 0)
+    throw badRequest('INVALID_MSG_FORMAT', 'a JSON request body is required', [{ param: '', reason: 'missing body' }]);
   if (type === false) throw unsupportedMediaType(rules.mediaType, rules.unsupportedHeaders);
   const text = await readBody(ctx, MAX_BODY_BYTES);
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw badRequest('INVALID_MSG_FORMAT', 'the request body is not valid JSON', [{ param: '', reason: err instanceof Error ? err.message.slice(0, 200) : 'invalid JSON' }]);
+    throw badRequest('INVALID_MSG_FORMAT', 'the request body is not valid JSON', [
+      { param: '', reason: err instanceof Error ? err.message.slice(0, 200) : 'invalid JSON' },
+    ]);
   }
 }
 

@@ -26,14 +26,26 @@ export class InvalidPageError extends Error {}
  * Adds users to a VAL service as the operator. A user with no credentials here is refused unless `allowUnknown`:
  * such a mapping is legitimate (credentials may come later, or from a partner domain) but is usually a typo.
  */
-export async function grantService(db: Db, actor: string, valServiceId: string, valUserIds: string[], options: { allowUnknown?: boolean } = {}): Promise<number> {
+export async function grantService(
+  db: Db,
+  actor: string,
+  valServiceId: string,
+  valUserIds: string[],
+  options: { allowUnknown?: boolean } = {},
+): Promise<number> {
   if (!options.allowUnknown) {
     const known = await existingUserIds(db, valUserIds);
     const unknown = valUserIds.filter((u) => !known.has(u));
     if (unknown.length) throw new UnknownUsersError(unknown);
   }
   const changed = await addServiceUsers(db, valServiceId, valUserIds, OPERATOR);
-  await recordAudit(db, { actor, action: 'service.grant', subject: valServiceId, result: 'success', details: { users: valUserIds.length, changed, ...(options.allowUnknown ? { allowUnknown: true } : {}) } });
+  await recordAudit(db, {
+    actor,
+    action: 'service.grant',
+    subject: valServiceId,
+    result: 'success',
+    details: { users: valUserIds.length, changed, ...(options.allowUnknown ? { allowUnknown: true } : {}) },
+  });
   return changed;
 }
 
@@ -48,8 +60,13 @@ export async function revokeService(db: Db, actor: string, valServiceId: string,
 export async function serviceUsers(db: Db, valServiceId: string, page: { limit?: number; cursor?: string } = {}): Promise<Page<string>> {
   const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
   if (page.limit === undefined) return { items: await listServiceUserIds(db, valServiceId, { after }) };
-  if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_PAGE) throw new InvalidPageError(`limit must be a whole number from 1 to ${MAX_PAGE}`);
-  return readPage(page.limit, (n) => listServiceUserIds(db, valServiceId, { after, limit: n }), (id) => id);
+  if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_PAGE)
+    throw new InvalidPageError(`limit must be a whole number from 1 to ${MAX_PAGE}`);
+  return readPage(
+    page.limit,
+    (n) => listServiceUserIds(db, valServiceId, { after, limit: n }),
+    (id) => id,
+  );
 }
 
 export type ServiceUsage = { valServiceId: string; valUsers: number; valUeIds: number };

@@ -45,7 +45,14 @@ export function badRequest(cause: string, detail: string, invalidParams: Invalid
 }
 
 export function forbidden(cause: string, detail: string, extra: { headers?: Record<string, string>; invalidParams?: InvalidParam[] } = {}): ProblemError {
-  return new ProblemError({ status: 403, title: 'Forbidden', cause, detail, headers: extra.headers, invalidParams: extra.invalidParams?.slice(0, MAX_INVALID_PARAMS) });
+  return new ProblemError({
+    status: 403,
+    title: 'Forbidden',
+    cause,
+    detail,
+    headers: extra.headers,
+    invalidParams: extra.invalidParams?.slice(0, MAX_INVALID_PARAMS),
+  });
 }
 
 export function unauthorized(cause: string, detail: string, wwwAuthenticate: string): ProblemError {
@@ -75,12 +82,24 @@ export function unsupportedMediaType(expected: string, headers?: Record<string, 
 
 /** RFC 9110 §15.5.12: a body-bearing request that declares neither Content-Length nor Transfer-Encoding. */
 export function lengthRequired(): ProblemError {
-  return new ProblemError({ status: 411, title: 'Length Required', cause: 'LENGTH_REQUIRED', detail: 'the request needs a body with a Content-Length', invalidParams: [{ param: 'Content-Length', reason: 'missing' }] });
+  return new ProblemError({
+    status: 411,
+    title: 'Length Required',
+    cause: 'LENGTH_REQUIRED',
+    detail: 'the request needs a body with a Content-Length',
+    invalidParams: [{ param: 'Content-Length', reason: 'missing' }],
+  });
 }
 
 /** RFC 9110 §15.5.7: the Accept header rules out every representation the resource has. */
 export function notAcceptable(available: string): ProblemError {
-  return new ProblemError({ status: 406, title: 'Not Acceptable', cause: 'NOT_ACCEPTABLE', detail: `the resource is available as ${available} only`, invalidParams: [{ param: 'Accept', reason: `must accept ${available}` }] });
+  return new ProblemError({
+    status: 406,
+    title: 'Not Acceptable',
+    cause: 'NOT_ACCEPTABLE',
+    detail: `the resource is available as ${available} only`,
+    invalidParams: [{ param: 'Accept', reason: `must accept ${available}` }],
+  });
 }
 
 export function notFound(detail: string): ProblemError {
@@ -146,7 +165,13 @@ export function toProblem(err: unknown, ctx: Koa.Context, log: (line: string) =>
   // PostgreSQL unreachable: the write did not happen (transactions), so the VAL server can simply retry.
   // (A client that aborted its upload can also surface ECONNRESET: that one is the 400 below.)
   if (isDatabaseUnavailable(err) && !ctx.req.readableAborted) {
-    return new ProblemError({ status: 503, title: 'Service Unavailable', cause: 'TEMPORARILY_UNAVAILABLE', detail: OUTAGE_DESCRIPTION, headers: outageHeaders() });
+    return new ProblemError({
+      status: 503,
+      title: 'Service Unavailable',
+      cause: 'TEMPORARILY_UNAVAILABLE',
+      detail: OUTAGE_DESCRIPTION,
+      headers: outageHeaders(),
+    });
   }
   // A client that goes away mid-body: nothing to answer, but no 500 either.
   if ((err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET' || (err as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {

@@ -11,13 +11,7 @@ import { bearerAuth } from './auth.ts';
 import type { ApiDeps } from '../http/api.ts';
 import { auditFailures, readJson } from './http.ts';
 import { methodNotAllowed, notFound, problemMiddleware } from './problem.ts';
-import {
-  changeConfigurationSchema,
-  parseBody,
-  parsePage,
-  parseValServiceId,
-  provideConfigurationSchema,
-} from './schema.ts';
+import { changeConfigurationSchema, parseBody, parsePage, parseValServiceId, provideConfigurationSchema } from './schema.ts';
 import { AUDIT_ACTIONS, changeConfiguration, deleteConfiguration, listConfiguration, provideConfiguration, type Caller } from './service.ts';
 
 const OPENAPI = fs.readFileSync(new URL('./openapi.yaml', import.meta.url), 'utf8');
@@ -27,7 +21,8 @@ export function provisioningApi(deps: ApiDeps): Koa.Middleware {
   const router = new Router({ prefix: PROVISIONING_PATH });
   const authenticate = bearerAuth(deps);
   // Every operation counts once in idms_provisioning_operations_total (as on ss-ipp), with the pairs it changed.
-  const observed = (action: string, operation: ProvisioningOperation) => auditFailures(deps, action, 'valServiceId', () => metrics.provisioning(operation, 'failure'));
+  const observed = (action: string, operation: ProvisioningOperation) =>
+    auditFailures(deps, action, 'valServiceId', () => metrics.provisioning(operation, 'failure'));
   const caller = (ctx: Koa.Context) => ctx.state.caller as Caller;
 
   router.get('/openapi.yaml', (ctx) => {
@@ -40,7 +35,11 @@ export function provisioningApi(deps: ApiDeps): Koa.Middleware {
     const request = parseBody(provideConfigurationSchema, await readJson(ctx));
     ctx.state.subject = request.valServiceInfos.map((s) => s.valServiceId).join(',');
     const outcomes = await provideConfiguration(deps.db, caller(ctx), request, new Date());
-    metrics.provisioning('provide_configuration', 'success', outcomes.reduce((n, o) => n + o.added + o.removed, 0));
+    metrics.provisioning(
+      'provide_configuration',
+      'success',
+      outcomes.reduce((n, o) => n + o.added + o.removed, 0),
+    );
     respond(ctx, { result: 'SUCCESS' });
   });
 

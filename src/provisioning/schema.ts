@@ -49,10 +49,16 @@ export const provideConfigurationSchema = z
     { error: 'must be a JSON object' },
   )
   .superRefine((body, ctx) => {
-    flagDuplicates(body.valServiceInfos.map((s) => s.valServiceId), ['valServiceInfos'], ctx, 'VAL service ID');
+    flagDuplicates(
+      body.valServiceInfos.map((s) => s.valServiceId),
+      ['valServiceInfos'],
+      ctx,
+      'VAL service ID',
+    );
     body.valServiceInfos.forEach((s, i) => flagDuplicates(s.valUserIds, ['valServiceInfos', i, 'valUserIds'], ctx, 'VAL user ID'));
     const total = body.valServiceInfos.reduce((n, s) => n + s.valUserIds.length, 0);
-    if (total > MAX_USER_IDS_PER_REQUEST) ctx.addIssue({ code: 'custom', path: ['valServiceInfos'], message: `at most ${MAX_USER_IDS_PER_REQUEST} VAL user IDs in one request, got ${total}` });
+    if (total > MAX_USER_IDS_PER_REQUEST)
+      ctx.addIssue({ code: 'custom', path: ['valServiceInfos'], message: `at most ${MAX_USER_IDS_PER_REQUEST} VAL user IDs in one request, got ${total}` });
   });
 
 export type ProvideConfigurationRequest = z.infer<typeof provideConfigurationSchema>;
@@ -64,7 +70,8 @@ export const changeConfigurationSchema = z
     const add = body.add ?? [];
     const remove = body.remove ?? [];
     if (add.length + remove.length === 0) ctx.addIssue({ code: 'custom', path: [], message: 'add or remove must name at least one VAL user ID' });
-    if (add.length + remove.length > MAX_USER_IDS_PER_REQUEST) ctx.addIssue({ code: 'custom', path: [], message: `at most ${MAX_USER_IDS_PER_REQUEST} VAL user IDs in one request` });
+    if (add.length + remove.length > MAX_USER_IDS_PER_REQUEST)
+      ctx.addIssue({ code: 'custom', path: [], message: `at most ${MAX_USER_IDS_PER_REQUEST} VAL user IDs in one request` });
     flagDuplicates(add, ['add'], ctx, 'VAL user ID');
     flagDuplicates(remove, ['remove'], ctx, 'VAL user ID');
     const adding = new Set(add);
@@ -116,13 +123,20 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
 export function parseValServiceId(value: string | undefined): string {
   const parsed = id.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw badRequest('RESOURCE_URI_STRUCTURE_NOT_FOUND', 'invalid VAL service ID in the path', [{ param: 'valServiceId', reason: parsed.error.issues[0]!.message }]);
+  throw badRequest('RESOURCE_URI_STRUCTURE_NOT_FOUND', 'invalid VAL service ID in the path', [
+    { param: 'valServiceId', reason: parsed.error.issues[0]!.message },
+  ]);
 }
 
 export function parsePage(query: Record<string, string | string[] | undefined>): Page {
   // A repeated parameter is ambiguous: refuse it rather than pick one.
   const repeated = Object.entries(query).filter(([, value]) => Array.isArray(value));
-  if (repeated.length) throw badRequest('INVALID_QUERY_PARAM', 'invalid query parameter', repeated.map(([name]) => ({ param: name, reason: 'must be given once' })));
+  if (repeated.length)
+    throw badRequest(
+      'INVALID_QUERY_PARAM',
+      'invalid query parameter',
+      repeated.map(([name]) => ({ param: name, reason: 'must be given once' })),
+    );
   const parsed = pageSchema.safeParse(query);
   if (!parsed.success) {
     const params = parsed.error.issues.flatMap((i) =>

@@ -45,17 +45,28 @@ export function checkSla(row: ValServerRow | undefined, caller: Caller, services
   const allowed = new Set(row.allowed_service_ids);
   const outside = services.filter((s) => !allowed.has(s.valServiceId));
   if (outside.length) {
-    throw forbidden('VAL_SERVICE_NOT_IN_SLA', `VAL service ${outside.map((s) => s.valServiceId).slice(0, 5).join(', ')} is not in the service agreement of ${row.requester_identity}`, {
-      invalidParams: outside.map((s) => ({ param: s.where, reason: 'not in the service agreement' })),
-    });
+    throw forbidden(
+      'VAL_SERVICE_NOT_IN_SLA',
+      `VAL service ${outside
+        .map((s) => s.valServiceId)
+        .slice(0, 5)
+        .join(', ')} is not in the service agreement of ${row.requester_identity}`,
+      {
+        invalidParams: outside.map((s) => ({ param: s.where, reason: 'not in the service agreement' })),
+      },
+    );
   }
   return row;
 }
 
 function quotaExceeded(row: ValServerRow, valServiceId: string, count: number, param: string) {
-  return forbidden('QUOTA_EXCEEDED', `VAL service ${valServiceId} would have ${count} VAL users provisioned by ${row.requester_identity}; the service agreement allows ${row.max_users_per_service}`, {
-    invalidParams: [{ param, reason: `at most ${row.max_users_per_service} VAL users per VAL service` }],
-  });
+  return forbidden(
+    'QUOTA_EXCEEDED',
+    `VAL service ${valServiceId} would have ${count} VAL users provisioned by ${row.requester_identity}; the service agreement allows ${row.max_users_per_service}`,
+    {
+      invalidParams: [{ param, reason: `at most ${row.max_users_per_service} VAL users per VAL service` }],
+    },
+  );
 }
 
 /**
@@ -63,11 +74,20 @@ function quotaExceeded(row: ValServerRow, valServiceId: string, count: number, p
  * entries go so that ss-ipp reads them too, then the services' locks: the lock order of every provisioning writer
  * (src/provisioning/configurations.ts).
  */
-async function lockedSla(trx: Knex.Transaction, caller: Caller, services: { valServiceId: string; where: string }[], now: Date, adds = false): Promise<{ sla: ValServerRow; confId: string | null }> {
+async function lockedSla(
+  trx: Knex.Transaction,
+  caller: Caller,
+  services: { valServiceId: string; where: string }[],
+  now: Date,
+  adds = false,
+): Promise<{ sla: ValServerRow; confId: string | null }> {
   const row = checkSla(await findValServerByClientId(trx, caller.clientId, 'share'), caller, services, now);
   const confId = adds ? await compatibilityConfiguration(trx, row.requester_identity, newConfId()) : null;
   // Concurrent writers of one service queue here, so each replace sees the committed result of the previous one.
-  await lockServices(trx, services.map((s) => s.valServiceId));
+  await lockServices(
+    trx,
+    services.map((s) => s.valServiceId),
+  );
   return { sla: row, confId };
 }
 
@@ -84,10 +104,17 @@ export async function provideConfiguration(db: Db, caller: Caller, request: Prov
   }
   const services = request.valServiceInfos.map((s, i) => ({ valServiceId: s.valServiceId, where: `/valServiceInfos/${i}/valServiceId` }));
   return db.transaction(async (trx) => {
-    const { sla, confId } = await lockedSla(trx, caller, services, now, request.valServiceInfos.some((s) => s.valUserIds.length > 0));
+    const { sla, confId } = await lockedSla(
+      trx,
+      caller,
+      services,
+      now,
+      request.valServiceInfos.some((s) => s.valUserIds.length > 0),
+    );
     if (sla.max_users_per_service !== null) {
       const i = request.valServiceInfos.findIndex((s) => s.valUserIds.length > sla.max_users_per_service!);
-      if (i >= 0) throw quotaExceeded(sla, request.valServiceInfos[i]!.valServiceId, request.valServiceInfos[i]!.valUserIds.length, `/valServiceInfos/${i}/valUserIds`);
+      if (i >= 0)
+        throw quotaExceeded(sla, request.valServiceInfos[i]!.valServiceId, request.valServiceInfos[i]!.valUserIds.length, `/valServiceInfos/${i}/valUserIds`);
     }
     const outcomes: ServiceOutcome[] = [];
     for (const { valServiceId, valUserIds } of request.valServiceInfos) {
@@ -97,13 +124,25 @@ export async function provideConfiguration(db: Db, caller: Caller, request: Prov
     // A compatibility configuration that got nothing new and lost its last entries goes (TS 29.549 valSvcConf minItems 1).
     if (confId) await dropEmptyConfigurations(trx, [confId]);
     // Written in the same transaction: there is no committed change without its audit event.
-    await recordAudit(trx, { actor: sla.requester_identity, action: AUDIT_ACTIONS.provide, subject: services.map((s) => s.valServiceId).join(','), result: 'success', details: { services: outcomes } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: AUDIT_ACTIONS.provide,
+      subject: services.map((s) => s.valServiceId).join(','),
+      result: 'success',
+      details: { services: outcomes },
+    });
     return outcomes;
   });
 }
 
 /** PATCH: adds and removes VAL user IDs in the caller's entries of one VAL service; the quota holds afterwards. */
-export async function changeConfiguration(db: Db, caller: Caller, valServiceId: string, change: ChangeConfigurationRequest, now: Date): Promise<{ added: number; removed: number }> {
+export async function changeConfiguration(
+  db: Db,
+  caller: Caller,
+  valServiceId: string,
+  change: ChangeConfigurationRequest,
+  now: Date,
+): Promise<{ added: number; removed: number }> {
   return db.transaction(async (trx) => {
     const { sla, confId } = await lockedSla(trx, caller, [{ valServiceId, where: 'valServiceId' }], now, change.add.length > 0);
     const removed = await removeServiceUsers(trx, valServiceId, change.remove, sla.requester_identity, confId);
@@ -114,7 +153,13 @@ export async function changeConfiguration(db: Db, caller: Caller, valServiceId: 
       const count = await countServiceUsers(trx, valServiceId, sla.requester_identity);
       if (count > sla.max_users_per_service) throw quotaExceeded(sla, valServiceId, count, '/add');
     }
-    await recordAudit(trx, { actor: sla.requester_identity, action: AUDIT_ACTIONS.change, subject: valServiceId, result: 'success', details: { add: change.add.length, remove: change.remove.length, added, removed } });
+    await recordAudit(trx, {
+      actor: sla.requester_identity,
+      action: AUDIT_ACTIONS.change,
+      subject: valServiceId,
+      result: 'success',
+      details: { add: change.add.length, remove: change.remove.length, added, removed },
+    });
     return { added, removed };
   });
 }
@@ -139,6 +184,12 @@ export async function listConfiguration(db: Db, caller: Caller, valServiceId: st
   const valUserIds = rows.slice(0, page.limit);
   const result: ConfigurationPage = { valServiceId, valUserIds };
   if (rows.length > page.limit) result.nextCursor = encodeCursor(valUserIds[valUserIds.length - 1]!);
-  await recordAudit(db, { actor: sla.requester_identity, action: AUDIT_ACTIONS.list, subject: valServiceId, result: 'success', details: { returned: valUserIds.length, more: result.nextCursor !== undefined } });
+  await recordAudit(db, {
+    actor: sla.requester_identity,
+    action: AUDIT_ACTIONS.list,
+    subject: valServiceId,
+    result: 'success',
+    details: { returned: valUserIds.length, more: result.nextCursor !== undefined },
+  });
   return result;
 }

@@ -40,7 +40,8 @@ export function ssIppApi(deps: ApiDeps): Koa.Middleware {
   const caller = (ctx: Koa.Context) => ctx.state.caller as Caller;
   const location = (confId: string) => `${resource}/configurations/${confId}`;
   // Every operation counts once in idms_provisioning_operations_total, with the pairs it changed.
-  const observed = (action: string, operation: ProvisioningOperation) => auditFailures(deps, action, 'confId', () => metrics.provisioning(operation, 'failure'));
+  const observed = (action: string, operation: ProvisioningOperation) =>
+    auditFailures(deps, action, 'confId', () => metrics.provisioning(operation, 'failure'));
 
   router.get('/openapi.yaml', (ctx) => {
     ctx.type = 'application/yaml'; // RFC 9512

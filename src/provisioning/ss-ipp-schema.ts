@@ -28,7 +28,10 @@ const valServiceParams = z
   .strictObject(
     {
       valServiceId: id,
-      idList: z.array(valTargetUe, { error: 'must be an array of ValTargetUe' }).min(1, 'must name at least one VAL user ID or VAL UE ID').max(MAX_TARGETS_PER_REQUEST, `at most ${MAX_TARGETS_PER_REQUEST} entries`),
+      idList: z
+        .array(valTargetUe, { error: 'must be an array of ValTargetUe' })
+        .min(1, 'must name at least one VAL user ID or VAL UE ID')
+        .max(MAX_TARGETS_PER_REQUEST, `at most ${MAX_TARGETS_PER_REQUEST} entries`),
     },
     { error: 'must be an object' },
   )
@@ -55,7 +58,8 @@ const valSvcConf = z
       else ctx.addIssue({ code: 'custom', path: [i, 'valServiceId'], message: `duplicate VAL service ID (same as index ${seen})` });
     });
     const total = list.reduce((n, p) => n + p.idList.length, 0);
-    if (total > MAX_TARGETS_PER_REQUEST) ctx.addIssue({ code: 'custom', path: [], message: `at most ${MAX_TARGETS_PER_REQUEST} idList entries in one request, got ${total}` });
+    if (total > MAX_TARGETS_PER_REQUEST)
+      ctx.addIssue({ code: 'custom', path: [], message: `at most ${MAX_TARGETS_PER_REQUEST} idList entries in one request, got ${total}` });
   });
 
 /** TS 29.549 VALServicesConfig (POST and PUT bodies). */
@@ -68,7 +72,12 @@ export type ValServicesConfigRequest = z.infer<typeof valServicesConfigSchema>;
  * whole; null would remove a mandatory attribute, so it is refused.
  */
 export const valServicesConfigPatchSchema = z.strictObject(
-  { valSvcConf: z.union([valSvcConf, z.null()]).optional().refine((v) => v !== null, 'valSvcConf is mandatory and cannot be removed') },
+  {
+    valSvcConf: z
+      .union([valSvcConf, z.null()])
+      .optional()
+      .refine((v) => v !== null, 'valSvcConf is mandatory and cannot be removed'),
+  },
   { error: 'must be a JSON object' },
 );
 
@@ -107,7 +116,8 @@ export function parseRetrieveQuery(query: Record<string, string | string[] | und
   const ids = query['config-ids'];
   if (ids !== undefined) {
     const list = (Array.isArray(ids) ? ids : [ids]).flatMap((v) => v.split(','));
-    if (list.length === 0 || list.length > 1000 || list.some((v) => v === '')) bad.push({ param: 'config-ids', reason: 'must list 1 to 1000 configuration IDs' });
+    if (list.length === 0 || list.length > 1000 || list.some((v) => v === ''))
+      bad.push({ param: 'config-ids', reason: 'must list 1 to 1000 configuration IDs' });
     else result.confIds = [...new Set(list)];
   }
   if (bad.length) throw badRequest('INVALID_QUERY_PARAM', 'invalid query parameter', bad);

@@ -45,7 +45,10 @@ const USER_STANDING = `select ${userStatusSql('$1')} as status, array(${SERVICES
 
 /** Reads a VAL user's standing (and whether `grantId` is live) in one prepared statement; the hot path of every token. */
 export async function readUserStanding(db: Db, valUserId: string, grantId?: string): Promise<UserStandingRow> {
-  const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean }>(db, 'user_standing', USER_STANDING, [valUserId, grantId ?? null]);
+  const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean }>(db, 'user_standing', USER_STANDING, [
+    valUserId,
+    grantId ?? null,
+  ]);
   return { status: rows[0]!.status ?? undefined, services: rows[0]!.services, grantLive: rows[0]!.grant_live };
 }
 
@@ -78,7 +81,13 @@ export function provisionedForService(userIdColumn: string, valServiceId: string
  * they are); returns how many were new to it. `confId`: the configuration the new entries belong to (the
  * provisioner's compatibility configuration for the seed-named API; none for the operator's grants).
  */
-export async function addServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy: string, confId: string | null = null): Promise<number> {
+export async function addServiceUsers(
+  db: Db,
+  valServiceId: string,
+  valUserIds: string[],
+  provisionedBy: string,
+  confId: string | null = null,
+): Promise<number> {
   if (valUserIds.length === 0) return 0;
   const res = await db.raw(
     `insert into val_service_users (val_service_id, val_user_id, provisioned_by, conf_id)
@@ -95,9 +104,15 @@ export async function addServiceUsers(db: Db, valServiceId: string, valUserIds: 
  * drops the configurations it emptied, except `keep` (the one the caller is about to write into).
  */
 async function deleteEntries(db: Db, sql: string, bindings: readonly Knex.RawBinding[], keep: string | null = null): Promise<number> {
-  const { rows } = await db.raw(`with gone as (${sql} returning conf_id, val_user_id)
-    select count(distinct val_user_id)::int as n, coalesce(array_agg(distinct conf_id) filter (where conf_id is not null), '{}') as confs from gone`, bindings);
-  await dropEmptyConfigurations(db, (rows[0].confs as string[]).filter((c) => c !== keep));
+  const { rows } = await db.raw(
+    `with gone as (${sql} returning conf_id, val_user_id)
+    select count(distinct val_user_id)::int as n, coalesce(array_agg(distinct conf_id) filter (where conf_id is not null), '{}') as confs from gone`,
+    bindings,
+  );
+  await dropEmptyConfigurations(
+    db,
+    (rows[0].confs as string[]).filter((c) => c !== keep),
+  );
   return rows[0].n as number;
 }
 
@@ -105,18 +120,35 @@ async function deleteEntries(db: Db, sql: string, bindings: readonly Knex.RawBin
  * Removes users from a service; returns how many entries went. With a provisioner, only its own entries;
  * without one (the operator's `service revoke`), every provisioner's.
  */
-export async function removeServiceUsers(db: Db, valServiceId: string, valUserIds: string[], provisionedBy?: string, keep: string | null = null): Promise<number> {
+export async function removeServiceUsers(
+  db: Db,
+  valServiceId: string,
+  valUserIds: string[],
+  provisionedBy?: string,
+  keep: string | null = null,
+): Promise<number> {
   if (valUserIds.length === 0) return 0;
   return provisionedBy === undefined
     ? deleteEntries(db, 'delete from val_service_users where val_service_id = ? and val_user_id = any(?::text[])', [valServiceId, valUserIds])
-    : deleteEntries(db, 'delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id = any(?::text[])', [valServiceId, provisionedBy, valUserIds], keep);
+    : deleteEntries(
+        db,
+        'delete from val_service_users where val_service_id = ? and provisioned_by = ? and val_user_id = any(?::text[])',
+        [valServiceId, provisionedBy, valUserIds],
+        keep,
+      );
 }
 
 /**
  * Makes one provisioner's entries for a service exactly the given set (TS 23.434 clause 12.3.4.2 replace
  * semantics): two statements whatever the size, an anti-join delete and an insert of what is missing.
  */
-export async function replaceServiceUsers(db: Db, valServiceId: string, provisionedBy: string, valUserIds: string[], confId: string | null = null): Promise<{ added: number; removed: number }> {
+export async function replaceServiceUsers(
+  db: Db,
+  valServiceId: string,
+  provisionedBy: string,
+  valUserIds: string[],
+  confId: string | null = null,
+): Promise<{ added: number; removed: number }> {
   // `<> all(constant array)` is evaluated with a hash table (PostgreSQL 15+) whatever the statistics say; an
   // anti-join against unnest() can be planned as a nested loop (quadratic) right after a bulk insert, before ANALYZE.
   const removed = await deleteEntries(
@@ -207,10 +239,10 @@ const LOCK_NAMESPACE = 0x5345414c;
  * transactions locking overlapping sets cannot deadlock; a hash collision only serialises two unrelated services.
  */
 export async function lockServices(trx: Knex.Transaction, valServiceIds: string[]): Promise<void> {
-  await trx.raw(
-    `select pg_advisory_xact_lock(?, h) from (select distinct hashtext(s) as h from unnest(?::text[]) as s order by h) as ordered`,
-    [LOCK_NAMESPACE, valServiceIds],
-  );
+  await trx.raw(`select pg_advisory_xact_lock(?, h) from (select distinct hashtext(s) as h from unnest(?::text[]) as s order by h) as ordered`, [
+    LOCK_NAMESPACE,
+    valServiceIds,
+  ]);
 }
 
 export type ValServerRow = {
@@ -270,7 +302,8 @@ export async function insertValServer(db: Db, spec: ValServerSpec): Promise<void
     .ignore()
     .returning('requester_identity');
   // Serving processes drop their cached rows when they hear the trigger's NOTIFY (migration 202611291020).
-  if (rows.length === 0) throw new ValServerExistsError(`a VAL server with requester identity ${spec.requesterIdentity} or client ID ${spec.clientId} already exists`);
+  if (rows.length === 0)
+    throw new ValServerExistsError(`a VAL server with requester identity ${spec.requesterIdentity} or client ID ${spec.clientId} already exists`);
 }
 
 export type ValServerChange = Partial<{
@@ -331,7 +364,9 @@ export async function listConfigurations(db: Db, owner: string, confIds?: string
 }
 
 export async function touchConfiguration(db: Db, confId: string, suppFeat?: string): Promise<void> {
-  await db('val_service_configurations').where({ conf_id: confId }).update({ updated_at: db.fn.now(), ...(suppFeat !== undefined ? { supp_feat: suppFeat } : {}) });
+  await db('val_service_configurations')
+    .where({ conf_id: confId })
+    .update({ updated_at: db.fn.now(), ...(suppFeat !== undefined ? { supp_feat: suppFeat } : {}) });
 }
 
 /** Deletes a configuration with its pairs (no foreign key does it: migration 202611291041). False when it was not there. */
@@ -417,7 +452,13 @@ const pairKey = (valServiceId: string, id: string) => `${valServiceId} ${id}`;
  * Makes a configuration's pairs exactly `pairs` (POST, PUT, PATCH): per target kind, one delete of what is no longer
  * listed (`<> all(array)`, hashed) and one insert of what is missing, whatever the size. Returns the pairs added and removed.
  */
-export async function replaceConfigurationPairs(db: Db, confId: string, owner: string, pairs: ConfigurationPair[], fresh: boolean): Promise<{ added: number; removed: number }> {
+export async function replaceConfigurationPairs(
+  db: Db,
+  confId: string,
+  owner: string,
+  pairs: ConfigurationPair[],
+  fresh: boolean,
+): Promise<{ added: number; removed: number }> {
   let added = 0;
   let removed = 0;
   for (const kind of ['user', 'ue'] as const) {
@@ -426,7 +467,10 @@ export async function replaceConfigurationPairs(db: Db, confId: string, owner: s
     const ids = mine.map((p) => p.id);
     const [table, column] = kind === 'user' ? ['val_service_users', 'val_user_id'] : ['val_service_ues', 'val_ue_id'];
     if (!fresh) {
-      const res = await db.raw(`delete from ${table} where conf_id = ? and (val_service_id || ' ' || ${column}) <> all(?::text[])`, [confId, mine.map((p) => pairKey(p.valServiceId, p.id))]);
+      const res = await db.raw(`delete from ${table} where conf_id = ? and (val_service_id || ' ' || ${column}) <> all(?::text[])`, [
+        confId,
+        mine.map((p) => pairKey(p.valServiceId, p.id)),
+      ]);
       removed += res.rowCount as number;
     }
     if (mine.length === 0) continue;
@@ -478,7 +522,10 @@ export class UeIdBoundError extends Error {}
 export async function bindUeIds(db: Db, valUserId: string, valUeIds: string[]): Promise<number> {
   if (valUeIds.length === 0) return 0;
   return db.transaction(async (trx) => {
-    const res = await trx.raw(`insert into val_user_ues (val_ue_id, val_user_id) select e, ? from unnest(?::text[]) as e on conflict do nothing`, [valUserId, valUeIds]);
+    const res = await trx.raw(`insert into val_user_ues (val_ue_id, val_user_id) select e, ? from unnest(?::text[]) as e on conflict do nothing`, [
+      valUserId,
+      valUeIds,
+    ]);
     const taken = await trx('val_user_ues').whereIn('val_ue_id', valUeIds).whereNot({ val_user_id: valUserId }).pluck('val_ue_id');
     if (taken.length) throw new UeIdBoundError(`VAL UE ID ${taken.slice(0, 5).join(', ')} is already bound to another VAL user`);
     return res.rowCount as number;

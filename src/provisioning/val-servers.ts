@@ -61,7 +61,8 @@ export async function addValServer(db: Db, provider: Provider, keys: AtRestKeys,
     scope: VAL_SERVER_SCOPE,
     name: input.requesterIdentity,
   });
-  if (await findClient(db, NO_CACHE, input.clientId)) throw new InvalidValServerError(`client ${input.clientId} already exists; a VAL server gets its own client`);
+  if (await findClient(db, NO_CACHE, input.clientId))
+    throw new InvalidValServerError(`client ${input.clientId} already exists; a VAL server gets its own client`);
   const skeyProv = input.skeyProv ?? false;
   await db.transaction(async (trx) => {
     await registerClient(trx, provider, metadata, keys);
@@ -147,7 +148,15 @@ export async function showValServer(db: Db, requesterIdentity: string): Promise<
   return describeValServer(row);
 }
 
-export type ConfigurationDescription = { confId: string; createdAt: string; updatedAt: string; services: number; valUserIds: number; valUeIds: number; compatibility: boolean };
+export type ConfigurationDescription = {
+  confId: string;
+  createdAt: string;
+  updatedAt: string;
+  services: number;
+  valUserIds: number;
+  valUeIds: number;
+  compatibility: boolean;
+};
 
 /** The ss-ipp configuration resources a VAL server owns, oldest first, with their sizes. */
 export async function valServerConfigurations(db: Db, requesterIdentity: string): Promise<ConfigurationDescription[]> {

@@ -40,7 +40,7 @@ export async function openCheckpoint(db: Db, sha256: string, fileName: string, r
 export async function addImportedServices(trx: Knex.Transaction, rows: ImportRow[]): Promise<number> {
   const services: string[] = [];
   const users: string[] = [];
-  for (const r of rows) for (const s of r.services) services.push(s), users.push(r.valUserId);
+  for (const r of rows) for (const s of r.services) (services.push(s), users.push(r.valUserId));
   return addServiceUserPairs(trx, services, users, IMPORT_PROVISIONER);
 }
 

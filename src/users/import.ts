@@ -80,7 +80,8 @@ type Batch = { rows: (ImportRow & { password?: string })[]; rejections: Rejectio
 export class ImportFileError extends Error {}
 
 /** What `user import` reads, named in every "wrong file" message. */
-export const ACCEPTED_FORMAT = 'user import reads CSV (UTF-8, comma-separated) whose header line names val_user_id and password or password_hash, optionally status and services';
+export const ACCEPTED_FORMAT =
+  'user import reads CSV (UTF-8, comma-separated) whose header line names val_user_id and password or password_hash, optionally status and services';
 
 export async function importUsers(db: Db, file: string, options: ImportOptions = {}): Promise<ImportSummary> {
   const batchSize = options.batchSize ?? 1000;
@@ -107,7 +108,13 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
   }
   const checkpoint = await openCheckpoint(db, sha256, name, options.restart ?? false);
   const resumedAfterLine = Number(checkpoint.lines_done);
-  const totals = { created: checkpoint.created, updated: checkpoint.updated, rejected: checkpoint.rejected, servicesAdded: checkpoint.services_added, records: 0 };
+  const totals = {
+    created: checkpoint.created,
+    updated: checkpoint.updated,
+    rejected: checkpoint.rejected,
+    servicesAdded: checkpoint.services_added,
+    records: 0,
+  };
   const run = { created: 0, updated: 0, rejected: 0, servicesAdded: 0 };
   const rejections: Rejection[] = [...checkpoint.rejections];
   let committedLine = resumedAfterLine;
@@ -135,7 +142,8 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
       skip_records_with_error: true,
       on_skip: (err: CsvError | undefined) => {
         const line = Number((err as { lines?: number } | undefined)?.lines ?? 0);
-        if (!columns) throw new ImportFileError(`${name}: line ${line || 1}: the header line is not valid CSV (${err?.code ?? 'parse error'}); ${ACCEPTED_FORMAT}`);
+        if (!columns)
+          throw new ImportFileError(`${name}: line ${line || 1}: the header line is not valid CSV (${err?.code ?? 'parse error'}); ${ACCEPTED_FORMAT}`);
         malformed.push({ line, reason: `malformed CSV record (${err?.code ?? 'parse error'})` });
         return undefined;
       },
@@ -149,7 +157,14 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     await db.transaction(async (trx) => {
       const { created, updated } = await upsertUsers(trx, rows, columns!.has.has('status'));
       const services = await addImportedServices(trx, rows);
-      await advanceCheckpoint(trx, sha256, committedLine, { toLine: batch.lastLine, created, updated, rejected: batch.rejections.length, servicesAdded: services, rejections: keep });
+      await advanceCheckpoint(trx, sha256, committedLine, {
+        toLine: batch.lastLine,
+        created,
+        updated,
+        rejected: batch.rejections.length,
+        servicesAdded: services,
+        rejections: keep,
+      });
       step = { created, updated, services };
     });
     committedLine = batch.lastLine;
@@ -268,7 +283,16 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
     action: 'user.import',
     subject: name,
     result: 'success',
-    details: { sha256, outcome: summary.outcome, lastLine: committedLine, created: totals.created, updated: totals.updated, rejected: totals.rejected, servicesAdded: totals.servicesAdded, run },
+    details: {
+      sha256,
+      outcome: summary.outcome,
+      lastLine: committedLine,
+      created: totals.created,
+      updated: totals.updated,
+      rejected: totals.rejected,
+      servicesAdded: totals.servicesAdded,
+      run,
+    },
   });
   return summary;
 }
@@ -278,7 +302,10 @@ export async function importUsers(db: Db, file: string, options: ImportOptions =
  * a compressed file): one line naming what it looks like and what is accepted.
  */
 function checkFormat(name: string, head: Buffer): void {
-  const text = head.toString('latin1').replace(/^\xef\xbb\xbf/, '').trimStart();
+  const text = head
+    .toString('latin1')
+    .replace(/^\xef\xbb\xbf/, '')
+    .trimStart();
   const looksLike =
     text.startsWith('{') || text.startsWith('[')
       ? 'JSON'

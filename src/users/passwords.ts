@@ -13,7 +13,8 @@ export const MAX_PASSWORD_LENGTH = 1024;
 
 /** Why a new password is refused, or undefined. The reason never echoes the password. */
 export function passwordPolicyProblem(password: string): string | undefined {
-  if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) return `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`;
+  if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)
+    return `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`;
   return undefined;
 }
 

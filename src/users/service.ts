@@ -26,7 +26,13 @@ export async function addUser(db: Db, actor: Actor, input: { valUserId: string; 
   const hash = await hashPassword(input.password);
   const ueIds = [...new Set(input.ueIds ?? [])];
   await addUserWithUeIds(db, input.valUserId, hash, ueIds);
-  await recordAudit(db, { actor, action: 'user.add', subject: input.valUserId, result: 'success', ...(ueIds.length ? { details: { ueIds: ueIds.length } } : {}) });
+  await recordAudit(db, {
+    actor,
+    action: 'user.add',
+    subject: input.valUserId,
+    result: 'success',
+    ...(ueIds.length ? { details: { ueIds: ueIds.length } } : {}),
+  });
 }
 
 export async function changePassword(db: Db, actor: Actor, valUserId: string, password: string): Promise<void> {
@@ -61,7 +67,14 @@ export async function listUsers(db: Db, query: UserQuery): Promise<Page<UserSumm
   const service = query.valServiceId;
   const page = await readPage(
     limit,
-    (n) => listUserRows(db, { search: query.search, where: service === undefined ? undefined : (column) => provisionedForService(column, service), disabled: query.disabled, after, limit: n }),
+    (n) =>
+      listUserRows(db, {
+        search: query.search,
+        where: service === undefined ? undefined : (column) => provisionedForService(column, service),
+        disabled: query.disabled,
+        after,
+        limit: n,
+      }),
     (r) => r.val_user_id,
   );
   return { items: page.items.map(summary), nextCursor: page.nextCursor };
@@ -121,7 +134,13 @@ export async function listUeIds(db: Db, valUserId: string): Promise<string[]> {
 }
 
 function summary(row: { val_user_id: string; status: UserStatus; password_hash: string | null; created_at: Date; updated_at: Date }): UserSummary {
-  return { valUserId: row.val_user_id, status: row.status, hasPassword: row.password_hash !== null, createdAt: row.created_at.toISOString(), updatedAt: row.updated_at.toISOString() };
+  return {
+    valUserId: row.val_user_id,
+    status: row.status,
+    hasPassword: row.password_hash !== null,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
 }
 
 function countRecords(records: Record<string, number>): { sessions: number; grants: number; tokens: number } {

@@ -106,7 +106,11 @@ export async function existingUserIds(db: Db, valUserIds: string[]): Promise<Set
  * Inserts or updates a batch of users in one statement (the bulk import); returns how many rows were created and
  * updated. Without a status (`withStatus` false), new users are active and existing users keep their status.
  */
-export async function upsertUsers(db: Db, rows: { valUserId: string; passwordHash: string; status: UserStatus | undefined }[], withStatus: boolean): Promise<{ created: number; updated: number }> {
+export async function upsertUsers(
+  db: Db,
+  rows: { valUserId: string; passwordHash: string; status: UserStatus | undefined }[],
+  withStatus: boolean,
+): Promise<{ created: number; updated: number }> {
   if (rows.length === 0) return { created: 0, updated: 0 };
   // xmax = 0 only on a freshly inserted tuple: tells created from updated rows in the same statement.
   const result = await db.raw(

@@ -58,7 +58,9 @@ export function writeTemp(dir: string, name: string, content: string): string {
 export function selfSignedCertificate(dir: string, privateKey: crypto.KeyObject, cn: string, days = 2): string {
   const keyFile = writeTemp(dir, `${crypto.randomUUID()}.key.pem`, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
   const certFile = path.join(dir, `${crypto.randomUUID()}.crt.pem`);
-  execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-sha256', '-subj', `/CN=${cn}`, '-days', String(days), '-out', certFile], { stdio: 'pipe' });
+  execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-sha256', '-subj', `/CN=${cn}`, '-days', String(days), '-out', certFile], {
+    stdio: 'pipe',
+  });
   return certFile;
 }
 

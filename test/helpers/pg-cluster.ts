@@ -59,7 +59,20 @@ export type PgPair = {
   close(): Promise<void>;
 };
 
-const SERVER_FLAGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'wal_level=replica', '-c', 'max_wal_senders=5', '-c', 'hot_standby=on', '-c', 'max_connections=100'];
+const SERVER_FLAGS = [
+  '-c',
+  'listen_addresses=127.0.0.1',
+  '-c',
+  'unix_socket_directories=',
+  '-c',
+  'wal_level=replica',
+  '-c',
+  'max_wal_senders=5',
+  '-c',
+  'hot_standby=on',
+  '-c',
+  'max_connections=100',
+];
 
 /**
  * Starts a primary, creates `databases` on it, makes a standby with pg_basebackup that streams from it, then sets

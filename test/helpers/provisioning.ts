@@ -56,7 +56,8 @@ export function openApiContract(file: URL, rootId: string, options: { strictRequ
   };
   const assertValid = (schema: unknown, body: unknown, what: string): void => {
     const validate = schemaValidator(schema);
-    if (!validate(body)) throw new Error(`${what} does not match the OpenAPI document: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+    if (!validate(body))
+      throw new Error(`${what} does not match the OpenAPI document: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
   };
   const operation = (method: string, template: string): Operation => {
     const op = document.paths[template]?.[method.toLowerCase()];
@@ -119,7 +120,11 @@ export async function call(
     body = JSON.stringify(options.json);
     headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(`${options.base ?? server.issuer + PROVISIONING_PATH}${path}`, { method, headers, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body) });
+  const res = await fetch(`${options.base ?? server.issuer + PROVISIONING_PATH}${path}`, {
+    method,
+    headers,
+    body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body),
+  });
   const text = await res.text();
   const isJson = /json/.test(res.headers.get('content-type') ?? '');
   return { status: res.status, headers: res.headers, body: isJson && text ? (JSON.parse(text) as unknown) : text, text };
@@ -159,10 +164,20 @@ export function userIds(prefix: string, n: number, from = 0): string[] {
 
 export const SS_IPP_PATH = '/ss-ipp/v1';
 // strictRequired off: TS 29.549 ValTargetUe's oneOf names required properties declared by the parent schema.
-export const ssIppContract = openApiContract(new URL('../../src/provisioning/ss-ipp.openapi.yaml', import.meta.url), 'urn:seal-idms:ss-ipp-openapi', { strictRequired: false });
+export const ssIppContract = openApiContract(new URL('../../src/provisioning/ss-ipp.openapi.yaml', import.meta.url), 'urn:seal-idms:ss-ipp-openapi', {
+  strictRequired: false,
+});
 
 /** TS 29.122 ProblemDetails as ss-ipp answers it. */
-export type ProblemDetails = { type: string; title: string; status: number; detail?: string; instance: string; cause: string; invalidParams?: { param: string; reason?: string }[] };
+export type ProblemDetails = {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance: string;
+  cause: string;
+  invalidParams?: { param: string; reason?: string }[];
+};
 
 export type SsIppOptions = Omit<NonNullable<Parameters<typeof call>[3]>, 'base'> & {
   /** The request is deliberately not what the document allows (a refusal test): only the response is checked. */
@@ -176,7 +191,8 @@ export type SsIppOptions = Omit<NonNullable<Parameters<typeof call>[3]>, 'base'>
 export async function ssIpp(server: TestServer, method: string, template: string, path: string, options: SsIppOptions = {}): Promise<ApiResponse> {
   const mediaType = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
   const headers = { ...(options.json !== undefined ? { 'content-type': mediaType } : {}), ...options.headers };
-  if (options.json !== undefined && !options.invalid) ssIppContract.assertDocumentedRequest(method, template, headers['content-type'] ?? mediaType, options.json);
+  if (options.json !== undefined && !options.invalid)
+    ssIppContract.assertDocumentedRequest(method, template, headers['content-type'] ?? mediaType, options.json);
   const res = await call(server, method, path, { ...options, headers, base: `${server.config.apiRoot}${SS_IPP_PATH}` });
   ssIppContract.assertDocumentedResponse(method, template, res);
   return res;

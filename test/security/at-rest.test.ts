@@ -34,7 +34,9 @@ async function databaseText(): Promise<string> {
 }
 
 function storedAmong(text: string, values: Record<string, string>): string[] {
-  return Object.entries(values).filter(([, v]) => text.includes(v)).map(([name]) => name);
+  return Object.entries(values)
+    .filter(([, v]) => text.includes(v))
+    .map(([name]) => name);
 }
 
 const isJwt = (token: string) => token.split('.').length === 3;
@@ -68,7 +70,11 @@ test('after sign-in, code redemption, refresh and client registration no column 
   const { callback } = await browser.submitLogin(page.loginUrl, page.html, 'alice', PASSWORDS.alice, req.redirectUri);
   const code = new URL(callback!).searchParams.get('code')!;
   const session = browser.jar.get('_session')!;
-  const tokens = await oidc.authorizationCodeGrant(d.ue, new URL(callback!), { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
+  const tokens = await oidc.authorizationCodeGrant(d.ue, new URL(callback!), {
+    pkceCodeVerifier: req.verifier,
+    expectedState: req.state,
+    expectedNonce: req.nonce,
+  });
   const refreshed = await oidc.refreshTokenGrant(d.ue, tokens.refresh_token!);
   // A refresh repeating the granted scope gets the same JWT access token as one without (TS 33.434 A.5, RFC 6749 §6),
   // which userinfo accepts; JWT access tokens are never stored (the adapter's opaque-token format: test/adapter.test.ts).
@@ -103,22 +109,26 @@ describe('records stored before the change keep working (converted at start-up a
     // The plain format is what the adapter wrote before: the value itself as id, jti in the payload, client_secret in clear.
     const tokens = await loginAndRedeem(d.ue, 'bob');
     const grantId = decodeJwt(tokens.access_token).grant_id as string;
-    await db('oidc_payloads').where({ kind: 'RefreshToken', grant_id: grantId })
+    await db('oidc_payloads')
+      .where({ kind: 'RefreshToken', grant_id: grantId })
       .update({ id: tokens.refresh_token!, payload: db.raw(`payload || jsonb_build_object('jti', ?::text)`, [tokens.refresh_token!]) });
 
     const pending = await login(d.ue, 'bob');
     const code = pending.callback.searchParams.get('code')!;
     const codeRow = await db('oidc_payloads').where({ kind: 'AuthorizationCode' }).whereNull('consumed_at').orderBy('expires_at', 'desc').first('id');
-    await db('oidc_payloads').where({ kind: 'AuthorizationCode', id: codeRow.id })
+    await db('oidc_payloads')
+      .where({ kind: 'AuthorizationCode', id: codeRow.id })
       .update({ id: code, payload: db.raw(`payload || jsonb_build_object('jti', ?::text)`, [code]) });
 
     const session = pending.browser.jar.get('_session')!;
     const sessionRow = await db('oidc_payloads').where({ kind: 'Session' }).whereRaw(`payload->>'accountId' = 'bob'`).orderBy('expires_at', 'desc').first('id');
-    await db('oidc_payloads').where({ kind: 'Session', id: sessionRow.id })
+    await db('oidc_payloads')
+      .where({ kind: 'Session', id: sessionRow.id })
       .update({ id: session, payload: db.raw(`payload || jsonb_build_object('jti', ?::text)`, [session]) });
 
     await cliOk(d.server.env, ['client', 'add', 'legacy-client', '--secret', 'legacy-client-secret-1', '--grant', 'client_credentials']);
-    await db('oidc_payloads').where({ kind: 'Client', id: 'legacy-client' })
+    await db('oidc_payloads')
+      .where({ kind: 'Client', id: 'legacy-client' })
       .update({ payload: db.raw(`(payload - 'client_secret_hash') || jsonb_build_object('client_secret', 'legacy-client-secret-1')`) });
 
     const legacy = { 'refresh token': tokens.refresh_token!, code, 'session cookie value': session, 'client secret': 'legacy-client-secret-1' };
@@ -133,7 +143,9 @@ describe('records stored before the change keep working (converted at start-up a
       oidc.authorizationCodeGrant(d.ue, pending.callback, { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce }),
     ).resolves.toMatchObject({ access_token: expect.any(String) });
     const legacyClient = await oidc.discovery(new URL(d.server.issuer), 'legacy-client', 'legacy-client-secret-1', undefined, insecure);
-    await expect(oidc.clientCredentialsGrant(legacyClient, { resource: 'https://skms.example.org' })).resolves.toMatchObject({ access_token: expect.any(String) });
+    await expect(oidc.clientCredentialsGrant(legacyClient, { resource: 'https://skms.example.org' })).resolves.toMatchObject({
+      access_token: expect.any(String),
+    });
     // The browser signed in before the change is still signed in: prompt=none gets a code, not login_required.
     const again = await authRequest(d.ue, { prompt: 'none', scope: 'openid' });
     const answer = await pending.browser.openAuthorization(again.url, again.redirectUri);
@@ -144,7 +156,8 @@ describe('records stored before the change keep working (converted at start-up a
     const tokens = await loginAndRedeem(d.ue, 'alice');
     const grantId = decodeJwt(tokens.access_token).grant_id as string;
     const { db } = database;
-    await db('oidc_payloads').where({ kind: 'RefreshToken', grant_id: grantId })
+    await db('oidc_payloads')
+      .where({ kind: 'RefreshToken', grant_id: grantId })
       .update({ id: tokens.refresh_token!, payload: db.raw(`payload || jsonb_build_object('jti', ?::text)`, [tokens.refresh_token!]) });
     expect(await databaseText()).toContain(tokens.refresh_token!);
     const second = await startTestServer(database);

@@ -34,8 +34,20 @@ beforeAll(async () => {
   const code = ['--public', '--redirect-uri', REDIRECT];
   await cliOk(env, ['client', 'add', 'val-ue', ...code]);
   await cliOk(env, ['client', 'add', 'ue-twin', ...code]);
-  await cliOk(env, ['client', 'add', 'skms-ue', ...code, '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', TOKEN_EXCHANGE,
-    '--scope', 'openid offline_access 3gpp:seal:val_service skms:read']);
+  await cliOk(env, [
+    'client',
+    'add',
+    'skms-ue',
+    ...code,
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--grant',
+    TOKEN_EXCHANGE,
+    '--scope',
+    'openid offline_access 3gpp:seal:val_service skms:read',
+  ]);
   for (const vs of ['vs-a', 'vs-b', 'vs-gone', 'vs-off', 'vs-late']) {
     await cliOk(env, ['val-server', 'add', `${vs}.example.org`, '--client-id', vs, '--secret', SECRET(vs), '--services', 'mcptt-1']);
   }
@@ -43,7 +55,13 @@ beforeAll(async () => {
   await cliOk(env, ['client', 'add', 'skms', '--secret', SECRET('skms'), '--grant', 'client_credentials', '--resource-server', SKMS]);
   await cliOk(env, ['client', 'add', 'plain-cc', '--secret', SECRET('plain-cc'), '--grant', 'client_credentials']);
   const { publicKey } = await generateKeyPair('ES256');
-  await cliOk(env, ['partner', 'add', PARTNER, '--jwks', writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }))]);
+  await cliOk(env, [
+    'partner',
+    'add',
+    PARTNER,
+    '--jwks',
+    writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] })),
+  ]);
 });
 
 afterAll(async () => {
@@ -91,13 +109,18 @@ describe('item 10: scopes are bound to the client (RFC 6749 §3.3, §5.2)', () =
 
   test('client update --scope grants exactly requested ∩ registered ∩ resource server scopes', async () => {
     await cliOk(env, ['client', 'update', 'plain-cc', '--scope', '3gpp:seal:val_service skms:read']);
-    expect((await cliOk(env, ['client', 'list'])).split('\n').find((l) => l.startsWith('plain-cc\t'))).toBe('plain-cc\tconfidential\tclient_credentials\t3gpp:seal:val_service skms:read');
+    expect((await cliOk(env, ['client', 'list'])).split('\n').find((l) => l.startsWith('plain-cc\t'))).toBe(
+      'plain-cc\tconfidential\tclient_credentials\t3gpp:seal:val_service skms:read',
+    );
     const granted = await clientCredentials('plain-cc', { resource: SKMS, scope: 'skms:read' });
     expect(granted.status).toBe(200);
     expect(granted.body.scope).toBe('skms:read');
     expect(decodeJwt(granted.body.access_token as string)).toMatchObject({ aud: SKMS, scope: 'skms:read' });
     // One unregistered scope among registered ones refuses the whole request.
-    expect(await clientCredentials('plain-cc', { resource: SKMS, scope: 'skms:read skms:admin' })).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+    expect(await clientCredentials('plain-cc', { resource: SKMS, scope: 'skms:read skms:admin' })).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_scope' },
+    });
     // Registered but not a scope of the resource asked for: not granted (dropped), as RFC 8707 §2.2 narrows to the resource.
     const other = await clientCredentials('plain-cc', { scope: 'skms:read' });
     expect(other.status).toBe(200);
@@ -108,8 +131,14 @@ describe('item 10: scopes are bound to the client (RFC 6749 §3.3, §5.2)', () =
   });
 
   test('client update refuses an unknown client and a malformed --resource-server', async () => {
-    expect(await cli(env, ['client', 'update', 'no-such-client', '--scope', 'openid'])).toMatchObject({ code: 1, stderr: expect.stringContaining('no client no-such-client') });
-    expect(await cli(env, ['client', 'update', 'plain-cc', '--resource-server', 'not a uri'])).toMatchObject({ code: 1, stderr: expect.stringContaining('--resource-server must be an absolute URI') });
+    expect(await cli(env, ['client', 'update', 'no-such-client', '--scope', 'openid'])).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('no client no-such-client'),
+    });
+    expect(await cli(env, ['client', 'update', 'plain-cc', '--resource-server', 'not a uri'])).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('--resource-server must be an absolute URI'),
+    });
   });
 
   test('authorization code: an unregistered resource server scope is invalid_scope at the authorization endpoint', async () => {
@@ -155,7 +184,7 @@ describe('item 10: scopes are bound to the client (RFC 6749 §3.3, §5.2)', () =
   });
 });
 
-describe('item 6: a VAL server\'s tokens and introspection end with its client or its SLA', () => {
+describe("item 6: a VAL server's tokens and introspection end with its client or its SLA", () => {
   test('a disabled VAL server gets no client_credentials token (unauthorized_client); enabled again, it does', async () => {
     expect((await clientCredentials('vs-off')).status).toBe(200);
     await cliOk(env, ['val-server', 'disable', 'vs-off.example.org']);
@@ -186,8 +215,10 @@ describe('item 6: a VAL server\'s tokens and introspection end with its client o
     await cliOk(env, ['val-server', 'update', 'vs-late.example.org', '--valid-until', '2020-01-01']);
     await cliOk(env, ['client', 'remove', 'vs-gone']);
     try {
-      for (const res of [await readConfig(offToken), await writeConfig(offToken, 'vs-off.example.org')]) expect([res.status, cause(res)]).toEqual([403, 'VAL_SERVER_DISABLED']);
-      for (const res of [await readConfig(lateToken), await writeConfig(lateToken, 'vs-late.example.org')]) expect([res.status, cause(res)]).toEqual([403, 'SLA_EXPIRED']);
+      for (const res of [await readConfig(offToken), await writeConfig(offToken, 'vs-off.example.org')])
+        expect([res.status, cause(res)]).toEqual([403, 'VAL_SERVER_DISABLED']);
+      for (const res of [await readConfig(lateToken), await writeConfig(lateToken, 'vs-late.example.org')])
+        expect([res.status, cause(res)]).toEqual([403, 'SLA_EXPIRED']);
       for (const res of [await readConfig(goneToken), await writeConfig(goneToken, 'vs-gone.example.org')]) {
         expect([res.status, cause(res)]).toEqual([401, 'TOKEN_INVALID']);
         expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
@@ -231,7 +262,7 @@ describe('item 6: a VAL server\'s tokens and introspection end with its client o
 });
 
 describe('RFC 7662 §4: introspection answers only about tokens meant for the caller', () => {
-  test('a VAL server cannot introspect another VAL server\'s provisioning or client_credentials token', async () => {
+  test("a VAL server cannot introspect another VAL server's provisioning or client_credentials token", async () => {
     const provisioningOfB = await provisioningToken(await confidential('vs-b'), server);
     const defaultOfB = (await clientCredentials('vs-b')).body.access_token as string;
     for (const token of [provisioningOfB, defaultOfB]) {
@@ -251,7 +282,7 @@ describe('RFC 7662 §4: introspection answers only about tokens meant for the ca
     expect(await introspect('vs-b', ccForSkms)).toEqual({ status: 200, body: { active: false } });
   });
 
-  test('a VAL server may not introspect a user\'s refresh token', async () => {
+  test("a VAL server may not introspect a user's refresh token", async () => {
     const tokens = await userTokens(await publicClient('skms-ue'), 'alice');
     expect(await introspect('vs-a', tokens.refresh_token!)).toEqual({ status: 200, body: { active: false } });
   });
@@ -272,7 +303,7 @@ describe('item 7: client tokens are recognised by how they were issued, not by s
     }
   });
 
-  test('client_credentials tokens carry gty; a VAL server\'s token is its own at the provisioning API', async () => {
+  test("client_credentials tokens carry gty; a VAL server's token is its own at the provisioning API", async () => {
     const token = await provisioningToken(await confidential('vs-a'), server);
     expect(decodeJwt(token)).toMatchObject({ sub: 'vs-a', client_id: 'vs-a', gty: 'client_credentials' });
     expect((await readConfig(token)).status).toBe(200);

@@ -67,7 +67,8 @@ const requests: Record<string, () => Promise<Response>> = {
     }),
   authorization: async () => fetch((await authRequest(d.ue)).url, { redirect: 'manual', headers: { accept: 'text/html' } }),
   login: () => fetch(loginForm.loginUrl, { headers: { cookie: loginForm.browser.jar.header() } }),
-  provisioning: () => fetch(`${server.issuer}/ss-idms-provisioning/v1/configurations/mcptt-1?limit=1`, { headers: { authorization: `Bearer ${provisioningBearer}` } }),
+  provisioning: () =>
+    fetch(`${server.issuer}/ss-idms-provisioning/v1/configurations/mcptt-1?limit=1`, { headers: { authorization: `Bearer ${provisioningBearer}` } }),
   readyz: () => fetch(`${server.issuer}/readyz`),
 };
 
@@ -76,7 +77,9 @@ async function measure(kind: string, t0: number): Promise<Outcome> {
   const res = await requests[kind]!();
   const text = await res.text();
   const type = res.headers.get('content-type') ?? '';
-  const error = /json/.test(type) ? ((JSON.parse(text) as { error?: string; cause?: string }).error ?? (JSON.parse(text) as { cause?: string }).cause) : undefined;
+  const error = /json/.test(type)
+    ? ((JSON.parse(text) as { error?: string; cause?: string }).error ?? (JSON.parse(text) as { cause?: string }).cause)
+    : undefined;
   return { kind, status: res.status, ms: performance.now() - start, at: start - t0, error, type };
 }
 
@@ -114,7 +117,8 @@ function provisioningWriter() {
 }
 
 test('database outage under load: fast 503s, not ready, no crash, recovery within seconds, no half-written provisioning', async () => {
-  for (const kind of Object.keys(requests)) expect({ kind, status: (await measure(kind, 0)).status }).toEqual({ kind, status: kind === 'authorization' ? 303 : 200 });
+  for (const kind of Object.keys(requests))
+    expect({ kind, status: (await measure(kind, 0)).status }).toEqual({ kind, status: kind === 'authorization' ? 303 : 200 });
 
   const traffic = load(4);
   const writer = provisioningWriter();
@@ -141,8 +145,13 @@ test('database outage under load: fast 503s, not ready, no crash, recovery withi
   const sent = await writer.stop();
 
   const during = outcomes.filter((o) => o.at > stoppedAt + 200 && o.at < restartAt);
-  const summary = (list: Outcome[]) => Object.entries(Object.groupBy(list, (o) => `${o.kind} ${o.status} ${o.error ?? ''}`.trim())).map(([k, v]) => `${k} ×${v!.length}`).sort();
-  console.info(`outage: stop took ${(stoppedAt - stopAt).toFixed(0)} ms; ${during.length} requests during the outage: ${summary(during).join(', ')}; recovered ${recoveredMs.toFixed(0)} ms after PostgreSQL restarted`);
+  const summary = (list: Outcome[]) =>
+    Object.entries(Object.groupBy(list, (o) => `${o.kind} ${o.status} ${o.error ?? ''}`.trim()))
+      .map(([k, v]) => `${k} ×${v!.length}`)
+      .sort();
+  console.info(
+    `outage: stop took ${(stoppedAt - stopAt).toFixed(0)} ms; ${during.length} requests during the outage: ${summary(during).join(', ')}; recovered ${recoveredMs.toFixed(0)} ms after PostgreSQL restarted`,
+  );
 
   // Never a 500: every failure is a 503 that says what it is.
   expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
@@ -166,7 +175,10 @@ test('database outage under load: fast 503s, not ready, no crash, recovery withi
   expect(recoveredMs).toBeLessThan(5000);
 
   // Provisioning: the stored set is exactly one request's set, and no acknowledged write was lost.
-  const stored = (await db('val_service_users').where({ val_service_id: 'mcptt-1', provisioned_by: MCX }).orderBy('val_user_id').pluck('val_user_id')) as string[];
+  const stored = (await db('val_service_users')
+    .where({ val_service_id: 'mcptt-1', provisioned_by: MCX })
+    .orderBy('val_user_id')
+    .pluck('val_user_id')) as string[];
   const lastAcked = sent.map((s) => s.status).lastIndexOf(200);
   const possible = new Set(sent.slice(Math.max(lastAcked, 0)).map((s) => s.set));
   expect(sent.some((s) => s.status === 503)).toBe(true);
@@ -180,13 +192,16 @@ test('backends terminated from the server side (pg_terminate_backend) cost no re
     const traffic = load(4);
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 150));
-      await admin.raw(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`);
+      await admin.raw(
+        `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+      );
     }
     await new Promise((r) => setTimeout(r, 300));
     const outcomes = await traffic.stop();
     expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
     // The pool replaces killed connections by itself: the service is whole again.
-    for (const kind of Object.keys(requests)) expect({ kind, status: (await measure(kind, 0)).status }).toEqual({ kind, status: kind === 'authorization' ? 303 : 200 });
+    for (const kind of Object.keys(requests))
+      expect({ kind, status: (await measure(kind, 0)).status }).toEqual({ kind, status: kind === 'authorization' ? 303 : 200 });
   } finally {
     await admin.destroy();
   }

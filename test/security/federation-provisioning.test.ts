@@ -28,12 +28,34 @@ beforeAll(async () => {
   const env = server.env;
   await cliOk(env, ['user', 'add', 'alice', '--password', PASSWORDS.alice]);
   await cliOk(env, ['service', 'grant', 'mcptt-1', 'alice']);
-  await cliOk(env, ['client', 'add', 'val-ue', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--grant', 'refresh_token', '--grant', TOKEN_EXCHANGE, '--grant', JWT_BEARER]);
+  await cliOk(env, [
+    'client',
+    'add',
+    'val-ue',
+    '--public',
+    '--redirect-uri',
+    REDIRECT,
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--grant',
+    TOKEN_EXCHANGE,
+    '--grant',
+    JWT_BEARER,
+  ]);
   await cliOk(env, ['client', 'add', 'val-server-1', '--secret', 'val-server-secret-1', '--grant', 'client_credentials']);
   await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', 'mcx-secret-0123456789', '--services', 'mcptt-1']);
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   partner = { kid: 'partner-1', key: privateKey };
-  await cliOk(env, ['partner', 'add', PARTNER, '--jwks', writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'partner-1', use: 'sig' }] })), '--allow-local-users']); // alice is local here
+  await cliOk(env, [
+    'partner',
+    'add',
+    PARTNER,
+    '--jwks',
+    writeTemp(tempDir(), 'partner.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'partner-1', use: 'sig' }] })),
+    '--allow-local-users',
+  ]); // alice is local here
   ours = signerFromJwk((await serverSigningKeys(server, database.db)).find((k: JWK) => k.alg === 'ES256')! as crypto.JsonWebKey & { kid: string });
 
   const issuer = new URL(server.issuer);
@@ -44,7 +66,13 @@ beforeAll(async () => {
   const exchanged = await fetch(`${server.issuer}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ client_id: 'val-ue', grant_type: TOKEN_EXCHANGE, subject_token: tokens.access_token, subject_token_type: ACCESS_TOKEN_TYPE, audience: PARTNER }),
+    body: new URLSearchParams({
+      client_id: 'val-ue',
+      grant_type: TOKEN_EXCHANGE,
+      subject_token: tokens.access_token,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      audience: PARTNER,
+    }),
   });
   const security = (await exchanged.json()) as { access_token: string };
   if (exchanged.status !== 200) throw new Error(`token exchange failed: ${JSON.stringify(security)}`);
@@ -63,12 +91,17 @@ afterAll(async () => {
 });
 
 const form = (fields: Record<string, string>) =>
-  fetch(`${server.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'val-ue', ...fields }) });
+  fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: 'val-ue', ...fields }),
+  });
 // Home side (access token → security token for PARTNER) or partner side (security token → access token here).
 const exchange = (subject: string, type = ACCESS_TOKEN_TYPE) =>
   form({ grant_type: TOKEN_EXCHANGE, subject_token: subject, subject_token_type: type, ...(type === ACCESS_TOKEN_TYPE ? { audience: PARTNER } : {}) });
 const assertion = (jwt: string) => form({ grant_type: JWT_BEARER, assertion: jwt });
-const provisioning = (bearer: string) => fetch(`${server.issuer}/ss-idms-provisioning/v1/configurations/mcptt-1`, { headers: { authorization: `Bearer ${bearer}` } });
+const provisioning = (bearer: string) =>
+  fetch(`${server.issuer}/ss-idms-provisioning/v1/configurations/mcptt-1`, { headers: { authorization: `Bearer ${bearer}` } });
 const errorOf = async (res: Response) => ({ status: res.status, error: ((await res.json()) as { error?: string; cause?: string }).error ?? undefined });
 
 /** A security token as a partner S-IdMS would mint it for this server (fresh jti each call). */
@@ -163,7 +196,7 @@ describe('forged tokens are refused', () => {
     }
   });
 
-  test('as a JWT-bearer assertion signed in the partner\'s name (control accepted)', async () => {
+  test("as a JWT-bearer assertion signed in the partner's name (control accepted)", async () => {
     const { control, forged } = forgeries(partner, SECURITY_TOKEN_TYP, partnerClaims);
     expect((await assertion(control())).status).toBe(200);
     // TS 33.180 annex B.8 lets another vendor's S-IdMS send typ JWT or no typ (docs/inter-domain.md): genuine here.

@@ -14,7 +14,19 @@ import { cliOk } from '../helpers/cli.ts';
 import { provisioningToken, valServerClient } from '../helpers/provisioning.ts';
 import { JWT_BEARER, publicClient, TOKEN_EXCHANGE, tempDir, writeTemp } from '../helpers/federation.ts';
 import type { ThrottlePolicy } from '../../src/users/throttle.ts';
-import { authRequest, basic, loginAndRedeem, openLoginForm, provision, REDIRECT, serverSigningKeys, VAL_SERVER_SECRET, WEB_SECRET, type Deployment, type LoginForm } from './support.ts';
+import {
+  authRequest,
+  basic,
+  loginAndRedeem,
+  openLoginForm,
+  provision,
+  REDIRECT,
+  serverSigningKeys,
+  VAL_SERVER_SECRET,
+  WEB_SECRET,
+  type Deployment,
+  type LoginForm,
+} from './support.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.CI ? 2000 : 1000));
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : crypto.randomInt(2 ** 31);
@@ -126,7 +138,11 @@ const jwtArb = (key: crypto.KeyObject, kid: string, iss: string, aud: string, ty
     // Validly signed: the claim checks behind the signature see every odd type and value.
     fc.tuple(headerArb(kid, typ), claimsArb(iss, aud)).map(([h, p]) => sign({ ...h, alg: 'ES256' }, p, key)),
     fc.tuple(headerArb(kid, typ), claimsArb(iss, aud)).map(([h, p]) => `${b64(h)}.${b64(p)}.`),
-    fc.tuple(text(200), fc.integer({ min: 0, max: 4 })).map(([s, n]) => Array(n + 1).fill(b64(s)).join('.')),
+    fc.tuple(text(200), fc.integer({ min: 0, max: 4 })).map(([s, n]) =>
+      Array(n + 1)
+        .fill(b64(s))
+        .join('.'),
+    ),
   );
 
 const tokenArb = () =>
@@ -146,13 +162,21 @@ const tokenArb = () =>
 /** A form body as tuples (repeated names allowed), or raw bytes that are not valid form encoding at all. */
 const bodyArb = (names: string[], value: () => fc.Arbitrary<string>) =>
   fc.oneof(
-    { weight: 4, arbitrary: fc.array(fc.tuple(fc.oneof(fc.constantFrom(...names), text(12)), value()), { maxLength: 12 }).map((pairs) => new URLSearchParams(pairs).toString()) },
+    {
+      weight: 4,
+      arbitrary: fc
+        .array(fc.tuple(fc.oneof(fc.constantFrom(...names), text(12)), value()), { maxLength: 12 })
+        .map((pairs) => new URLSearchParams(pairs).toString()),
+    },
     { weight: 1, arbitrary: fc.oneof(text(300), fc.constantFrom('%', '%zz', 'a=%E0%A4%A', '&&&==&', 'a=1;b=2')) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => new Uint8Array(bytes)) },
   );
 const contentTypeArb = fc.oneof(
   { weight: 6, arbitrary: fc.constant('application/x-www-form-urlencoded') },
-  { weight: 1, arbitrary: fc.constantFrom('application/json', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded; charset=utf-16', '') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('application/json', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded; charset=utf-16', ''),
+  },
 );
 const asciiHeader = fc.string({ unit: 'grapheme-ascii', maxLength: 200 });
 const authArb = fc.option(
@@ -175,38 +199,121 @@ function post(path: string, body: string | Uint8Array<ArrayBuffer>, contentType:
 // ---- properties -------------------------------------------------------------------------------------------------
 
 test('token endpoint: no parameters, encodings or client credentials cause a 5xx', async () => {
-  const names = ['grant_type', 'code', 'code_verifier', 'redirect_uri', 'refresh_token', 'client_id', 'client_secret', 'scope', 'resource', 'audience',
-    'subject_token', 'subject_token_type', 'requested_token_type', 'actor_token', 'assertion', 'client_assertion', 'client_assertion_type'];
+  const names = [
+    'grant_type',
+    'code',
+    'code_verifier',
+    'redirect_uri',
+    'refresh_token',
+    'client_id',
+    'client_secret',
+    'scope',
+    'resource',
+    'audience',
+    'subject_token',
+    'subject_token_type',
+    'requested_token_type',
+    'actor_token',
+    'assertion',
+    'client_assertion',
+    'client_assertion_type',
+  ];
   const value = () =>
     fc.oneof(
       text(),
       tokenArb(),
-      fc.constantFrom('authorization_code', 'refresh_token', 'client_credentials', TOKEN_EXCHANGE, JWT_BEARER, 'password', 'implicit', REDIRECT,
-        'urn:ietf:params:oauth:token-type:access_token', 'urn:ietf:params:oauth:token-type:jwt', 'urn:ietf:params:oauth:token-type:id_token',
-        'https://skms.example.org', `${issuer}/ss-idms-provisioning/v1`, PARTNER, 'openid offline_access', '3gpp:seal:idm:provisioning', 'val-ue', 'val-server-1'),
+      fc.constantFrom(
+        'authorization_code',
+        'refresh_token',
+        'client_credentials',
+        TOKEN_EXCHANGE,
+        JWT_BEARER,
+        'password',
+        'implicit',
+        REDIRECT,
+        'urn:ietf:params:oauth:token-type:access_token',
+        'urn:ietf:params:oauth:token-type:jwt',
+        'urn:ietf:params:oauth:token-type:id_token',
+        'https://skms.example.org',
+        `${issuer}/ss-idms-provisioning/v1`,
+        PARTNER,
+        'openid offline_access',
+        '3gpp:seal:idm:provisioning',
+        'val-ue',
+        'val-server-1',
+      ),
     );
   await check(fc.tuple(bodyArb(names, value), contentTypeArb, authArb), ([body, type, auth]) => post('/token', body, type, { authorization: auth }));
 });
 
 test('authorization endpoint: no query makes it fail with a 5xx', async () => {
-  const names = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'prompt', 'max_age',
-    'resource', 'request', 'request_uri', 'response_mode', 'claims', 'acr_values', 'id_token_hint', 'login_hint', 'ui_locales', 'display', 'registration'];
+  const names = [
+    'client_id',
+    'redirect_uri',
+    'response_type',
+    'scope',
+    'state',
+    'nonce',
+    'code_challenge',
+    'code_challenge_method',
+    'prompt',
+    'max_age',
+    'resource',
+    'request',
+    'request_uri',
+    'response_mode',
+    'claims',
+    'acr_values',
+    'id_token_hint',
+    'login_hint',
+    'ui_locales',
+    'display',
+    'registration',
+  ];
   const value = () =>
     fc.oneof(
       text(),
-      fc.constantFrom('val-ue', 'val-web', REDIRECT, 'code', 'code id_token', 'token', 'none', 'openid', 'openid offline_access 3gpp:seal:val_service',
-        'S256', 'plain', 'login consent', 'form_post', 'fragment', 'query.jwt', '{"id_token":{"acr":{"essential":true}}}', '-1', '1e309', 'https://skms.example.org'),
+      fc.constantFrom(
+        'val-ue',
+        'val-web',
+        REDIRECT,
+        'code',
+        'code id_token',
+        'token',
+        'none',
+        'openid',
+        'openid offline_access 3gpp:seal:val_service',
+        'S256',
+        'plain',
+        'login consent',
+        'form_post',
+        'fragment',
+        'query.jwt',
+        '{"id_token":{"acr":{"essential":true}}}',
+        '-1',
+        '1e309',
+        'https://skms.example.org',
+      ),
       fc.constant(real.id),
       jwtArb(serverKey, serverKid, issuer, 'val-ue', 'JWT'),
     );
   // Half the inputs start from a valid request so the fuzzed parameter is reached past the client checks.
-  const valid = [['client_id', 'val-ue'], ['redirect_uri', REDIRECT], ['response_type', 'code'], ['scope', 'openid'], ['code_challenge', 'x'.repeat(43)], ['code_challenge_method', 'S256']];
-  const query = fc.tuple(fc.boolean(), fc.array(fc.tuple(fc.oneof(fc.constantFrom(...names), text(12)), value()), { maxLength: 8 }), fc.constantFrom('GET', 'POST'));
+  const valid = [
+    ['client_id', 'val-ue'],
+    ['redirect_uri', REDIRECT],
+    ['response_type', 'code'],
+    ['scope', 'openid'],
+    ['code_challenge', 'x'.repeat(43)],
+    ['code_challenge_method', 'S256'],
+  ];
+  const query = fc.tuple(
+    fc.boolean(),
+    fc.array(fc.tuple(fc.oneof(fc.constantFrom(...names), text(12)), value()), { maxLength: 8 }),
+    fc.constantFrom('GET', 'POST'),
+  );
   await check(query, ([fromValid, pairs, method]) => {
     const params = new URLSearchParams([...(fromValid ? valid : []), ...pairs]);
-    return method === 'GET'
-      ? fetch(`${issuer}/auth?${params}`, { redirect: 'manual' })
-      : post('/auth', params.toString(), 'application/x-www-form-urlencoded');
+    return method === 'GET' ? fetch(`${issuer}/auth?${params}`, { redirect: 'manual' }) : post('/auth', params.toString(), 'application/x-www-form-urlencoded');
   });
 });
 
@@ -214,14 +321,18 @@ test('login form: no field values, encodings, cookies or interaction IDs cause a
   const names = ['csrf', 'val_user_id', 'password', 'prompt', 'login', 'consent'];
   // A valid csrf now and then so inputs reach the credential check (argon2 makes those the slow ones).
   const value = () => fc.oneof({ weight: 8, arbitrary: fc.oneof(text(), huge) }, { weight: 1, arbitrary: fc.constantFrom(form.csrf, 'alice', 'bob') });
-  const target = fc.oneof({ weight: 6, arbitrary: fc.constant(form.action) }, { weight: 1, arbitrary: text(30).map((uid) => `${issuer}/interaction/${encodeURIComponent(uid)}/login`) });
+  const target = fc.oneof(
+    { weight: 6, arbitrary: fc.constant(form.action) },
+    { weight: 1, arbitrary: text(30).map((uid) => `${issuer}/interaction/${encodeURIComponent(uid)}/login`) },
+  );
   const cookies = fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: asciiHeader });
   await check(fc.tuple(target, bodyArb(names, value), contentTypeArb, cookies), ([url, body, type, cookie]) =>
     fetch(url, { method: 'POST', redirect: 'manual', headers: { 'content-type': type || 'text/plain', cookie: cookie ?? form.browser.jar.header() }, body }),
   );
   // The interaction survived: the real user can still sign in through the same form.
   const res = await fetch(form.action, {
-    method: 'POST', redirect: 'manual',
+    method: 'POST',
+    redirect: 'manual',
     headers: { cookie: form.browser.jar.header(), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ csrf: form.csrf, val_user_id: 'alice', password: 'alice-password-1' }),
   });
@@ -247,13 +358,21 @@ test('provisioning API: no JSON body, path or query causes a 5xx', async () => {
   const shaped = fc.record(
     {
       requesterIdentity: fc.oneof(fc.constant(MCX), text(), weirdJson),
-      valServiceInfos: fc.oneof(fc.array(fc.record({ valServiceId: fc.oneof(ids, weirdJson), valUserIds: fc.oneof(users, weirdJson) }, { requiredKeys: [] }), { maxLength: 3 }), weirdJson),
+      valServiceInfos: fc.oneof(
+        fc.array(fc.record({ valServiceId: fc.oneof(ids, weirdJson), valUserIds: fc.oneof(users, weirdJson) }, { requiredKeys: [] }), { maxLength: 3 }),
+        weirdJson,
+      ),
       add: fc.oneof(users, weirdJson),
       remove: fc.oneof(users, weirdJson),
     },
     { requiredKeys: [] },
   );
-  const body = fc.oneof(shaped.map((v) => JSON.stringify(v)), weirdJson.map((v) => JSON.stringify(v)), text(200), fc.constantFrom('{', '{"a":', '[]'.repeat(5000), '{"__proto__":{"x":1}}'));
+  const body = fc.oneof(
+    shaped.map((v) => JSON.stringify(v)),
+    weirdJson.map((v) => JSON.stringify(v)),
+    text(200),
+    fc.constantFrom('{', '{"a":', '[]'.repeat(5000), '{"__proto__":{"x":1}}'),
+  );
   const request = fc.tuple(
     fc.constantFrom('POST', 'PATCH', 'GET', 'DELETE', 'PUT'),
     ids,
@@ -275,15 +394,36 @@ test('JWT-bearer assertions and token exchange subject tokens: no JWT causes a 5
   const assertion = jwtArb(partnerKey, 'partner-1', PARTNER, issuer, SECURITY_TOKEN_TYP);
   const grant = fc.oneof(
     fc.tuple(assertion, fc.constantFrom('fed-ue', 'val-ue', 'nobody')).map(([a, client_id]) => ({ grant_type: JWT_BEARER, assertion: a, client_id })),
-    fc.tuple(tokenArb(), fc.constantFrom('urn:ietf:params:oauth:token-type:access_token', 'urn:ietf:params:oauth:token-type:jwt', 'x'), fc.constantFrom(PARTNER, 'https://unknown.example', ''))
-      .map(([subject_token, subject_token_type, audience]) => ({ grant_type: TOKEN_EXCHANGE, subject_token, subject_token_type, audience, client_id: 'fed-ue' })),
-    fc.tuple(assertion).map(([a]) => ({ grant_type: TOKEN_EXCHANGE, subject_token: a, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', client_id: 'fed-ue' })),
+    fc
+      .tuple(
+        tokenArb(),
+        fc.constantFrom('urn:ietf:params:oauth:token-type:access_token', 'urn:ietf:params:oauth:token-type:jwt', 'x'),
+        fc.constantFrom(PARTNER, 'https://unknown.example', ''),
+      )
+      .map(([subject_token, subject_token_type, audience]) => ({
+        grant_type: TOKEN_EXCHANGE,
+        subject_token,
+        subject_token_type,
+        audience,
+        client_id: 'fed-ue',
+      })),
+    fc
+      .tuple(assertion)
+      .map(([a]) => ({ grant_type: TOKEN_EXCHANGE, subject_token: a, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', client_id: 'fed-ue' })),
   );
   await check(grant, (fields) => post('/token', new URLSearchParams(fields).toString(), 'application/x-www-form-urlencoded'));
   // Control: the partner path still accepts a well-formed security token after the storm.
   const t = now();
-  const good = sign({ alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP }, { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() }, partnerKey);
-  const res = await post('/token', new URLSearchParams({ grant_type: JWT_BEARER, assertion: good, client_id: 'fed-ue' }).toString(), 'application/x-www-form-urlencoded');
+  const good = sign(
+    { alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP },
+    { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() },
+    partnerKey,
+  );
+  const res = await post(
+    '/token',
+    new URLSearchParams({ grant_type: JWT_BEARER, assertion: good, client_id: 'fed-ue' }).toString(),
+    'application/x-www-form-urlencoded',
+  );
   expect(res.status).toBe(200);
 });
 
@@ -295,7 +435,11 @@ const NUL_VALUE = 'urn:x\0y';
 /** A partner security token for `fed-ue` signed with the partner's provisioned key. */
 function partnerAssertion(): string {
   const t = now();
-  return sign({ alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP }, { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() }, partnerKey);
+  return sign(
+    { alg: 'ES256', kid: 'partner-1', typ: SECURITY_TOKEN_TYP },
+    { iss: PARTNER, sub: 'alice', val_user_id: 'alice', aud: [issuer, 'fed-ue'], iat: t, exp: t + 60, jti: crypto.randomUUID() },
+    partnerKey,
+  );
 }
 
 /** The OAuth error a certified client (openid-client) reports for a refused grant request. */
@@ -334,13 +478,25 @@ describe('issue 10 item 4: NUL in a protocol parameter is 400 invalid_request, n
 
   test('token exchange with audience containing %00 is invalid_request', async () => {
     const fed = await publicClient(issuer, 'fed-ue');
-    const r = await grantError(oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, { subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: `${PARTNER}\0` }));
+    const r = await grantError(
+      oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, {
+        subject_token: real.access,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        audience: `${PARTNER}\0`,
+      }),
+    );
     expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter audience contains a NUL character' });
   });
 
   test('token exchange with resource containing %00 is invalid_request', async () => {
     const fed = await publicClient(issuer, 'fed-ue');
-    const r = await grantError(oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, { subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', resource: NUL_VALUE }));
+    const r = await grantError(
+      oidc.genericGrantRequest(fed, TOKEN_EXCHANGE, {
+        subject_token: real.access,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        resource: NUL_VALUE,
+      }),
+    );
     expect(r).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter resource contains a NUL character' });
   });
 
@@ -374,28 +530,105 @@ describe('issue 10 item 4: NUL in a protocol parameter is 400 invalid_request, n
     post(path, withParam(base, name, encoded), 'application/x-www-form-urlencoded', { authorization: auth?.() });
   const query = (path: string, base: () => Record<string, string>) => (name: string, encoded: string) =>
     fetch(`${issuer}${path}?${withParam(base(), name, encoded)}`, { redirect: 'manual' });
-  const authBase = () => ({ client_id: 'val-ue', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256', state: 's', nonce: 'n' });
+  const authBase = () => ({
+    client_id: 'val-ue',
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'openid',
+    code_challenge: 'x'.repeat(43),
+    code_challenge_method: 'S256',
+    state: 's',
+    nonce: 'n',
+  });
   const cases = (): Case[] => [
     {
       endpoint: 'authorization',
       send: query('/auth', authBase),
-      names: ['client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'prompt', 'max_age', 'resource', 'claims', 'acr_values', 'id_token_hint', 'login_hint', 'ui_locales', 'response_mode', 'request_uri'],
+      names: [
+        'client_id',
+        'redirect_uri',
+        'response_type',
+        'scope',
+        'state',
+        'nonce',
+        'code_challenge',
+        'code_challenge_method',
+        'prompt',
+        'max_age',
+        'resource',
+        'claims',
+        'acr_values',
+        'id_token_hint',
+        'login_hint',
+        'ui_locales',
+        'response_mode',
+        'request_uri',
+      ],
     },
-    { endpoint: 'token: client_credentials', send: form('/token', { grant_type: 'client_credentials' }, () => basic('val-server-1', VAL_SERVER_SECRET)), names: ['grant_type', 'scope', 'resource', 'audience', 'client_id'] },
-    { endpoint: 'token: authorization_code', send: form('/token', { grant_type: 'authorization_code', client_id: 'val-ue', code: 'c'.repeat(43), code_verifier: 'v'.repeat(43), redirect_uri: REDIRECT }), names: ['code', 'code_verifier', 'redirect_uri', 'client_id', 'resource'] },
-    { endpoint: 'token: refresh_token', send: form('/token', { grant_type: 'refresh_token', client_id: 'val-ue', refresh_token: real.refresh }), names: ['refresh_token', 'scope', 'resource'] },
+    {
+      endpoint: 'token: client_credentials',
+      send: form('/token', { grant_type: 'client_credentials' }, () => basic('val-server-1', VAL_SERVER_SECRET)),
+      names: ['grant_type', 'scope', 'resource', 'audience', 'client_id'],
+    },
+    {
+      endpoint: 'token: authorization_code',
+      send: form('/token', {
+        grant_type: 'authorization_code',
+        client_id: 'val-ue',
+        code: 'c'.repeat(43),
+        code_verifier: 'v'.repeat(43),
+        redirect_uri: REDIRECT,
+      }),
+      names: ['code', 'code_verifier', 'redirect_uri', 'client_id', 'resource'],
+    },
+    {
+      endpoint: 'token: refresh_token',
+      send: form('/token', { grant_type: 'refresh_token', client_id: 'val-ue', refresh_token: real.refresh }),
+      names: ['refresh_token', 'scope', 'resource'],
+    },
     {
       endpoint: 'token: token exchange',
-      send: form('/token', { grant_type: TOKEN_EXCHANGE, client_id: 'fed-ue', subject_token: real.access, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: PARTNER }),
+      send: form('/token', {
+        grant_type: TOKEN_EXCHANGE,
+        client_id: 'fed-ue',
+        subject_token: real.access,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        audience: PARTNER,
+      }),
       names: ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'resource', 'actor_token', 'scope'],
     },
-    { endpoint: 'token: jwt-bearer', send: form('/token', { grant_type: JWT_BEARER, client_id: 'fed-ue', assertion: 'a.b.c' }), names: ['assertion', 'resource', 'audience', 'scope'] },
-    { endpoint: 'token: client assertion', send: form('/token', { grant_type: 'client_credentials', client_id: 'mcx', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'a.b.c' }), names: ['client_assertion', 'client_assertion_type'] },
-    { endpoint: 'token: client_secret_post', send: form('/token', { grant_type: 'client_credentials', client_id: 'val-server-1', client_secret: VAL_SERVER_SECRET }), names: ['client_id', 'client_secret'] },
-    { endpoint: 'introspection', send: form('/token/introspection', { token: real.access }, () => basic('val-server-1', VAL_SERVER_SECRET)), names: ['token', 'token_type_hint'] },
+    {
+      endpoint: 'token: jwt-bearer',
+      send: form('/token', { grant_type: JWT_BEARER, client_id: 'fed-ue', assertion: 'a.b.c' }),
+      names: ['assertion', 'resource', 'audience', 'scope'],
+    },
+    {
+      endpoint: 'token: client assertion',
+      send: form('/token', {
+        grant_type: 'client_credentials',
+        client_id: 'mcx',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: 'a.b.c',
+      }),
+      names: ['client_assertion', 'client_assertion_type'],
+    },
+    {
+      endpoint: 'token: client_secret_post',
+      send: form('/token', { grant_type: 'client_credentials', client_id: 'val-server-1', client_secret: VAL_SERVER_SECRET }),
+      names: ['client_id', 'client_secret'],
+    },
+    {
+      endpoint: 'introspection',
+      send: form('/token/introspection', { token: real.access }, () => basic('val-server-1', VAL_SERVER_SECRET)),
+      names: ['token', 'token_type_hint'],
+    },
     { endpoint: 'revocation', send: form('/token/revocation', { token: real.refresh, client_id: 'val-ue' }), names: ['token', 'token_type_hint', 'client_id'] },
     { endpoint: 'userinfo', send: form('/me', {}), names: ['access_token'] },
-    { endpoint: 'end session (GET)', send: query('/session/end', () => ({ client_id: 'val-ue' })), names: ['id_token_hint', 'post_logout_redirect_uri', 'state', 'client_id', 'logout_hint', 'ui_locales'] },
+    {
+      endpoint: 'end session (GET)',
+      send: query('/session/end', () => ({ client_id: 'val-ue' })),
+      names: ['id_token_hint', 'post_logout_redirect_uri', 'state', 'client_id', 'logout_hint', 'ui_locales'],
+    },
     { endpoint: 'end session confirm', send: form('/session/end/confirm', { xsrf: 'x', logout: 'yes' }), names: ['xsrf', 'logout'] },
   ];
   const expanded = () => cases().flatMap((c) => c.names.map((name) => ({ ...c, name })));
@@ -404,9 +637,13 @@ describe('issue 10 item 4: NUL in a protocol parameter is 400 invalid_request, n
     const failures: string[] = [];
     for (const c of expanded()) {
       const res = await c.send(c.name, 'x%00y');
-      const named = res.clone().text().then((body) => body.includes(`parameter ${c.name} contains a NUL character`));
+      const named = res
+        .clone()
+        .text()
+        .then((body) => body.includes(`parameter ${c.name} contains a NUL character`));
       const r = await refusal(res);
-      if (r.status !== 400 || r.error !== 'invalid_request' || r.location !== null || !(await named)) failures.push(`${c.endpoint} ${c.name}: ${JSON.stringify(r)}`);
+      if (r.status !== 400 || r.error !== 'invalid_request' || r.location !== null || !(await named))
+        failures.push(`${c.endpoint} ${c.name}: ${JSON.stringify(r)}`);
     }
     expect(failures).toEqual([]);
     expect(expanded().length).toBeGreaterThanOrEqual(60);
@@ -432,7 +669,13 @@ describe('issue 10 item 4: NUL in a protocol parameter is 400 invalid_request, n
   test('over-long identifiers (client_id, resource) are invalid_request before any lookup', async () => {
     const r1 = await grantError(oidc.clientCredentialsGrant(d.valServer, { resource: `https://skms.example.org/${'a'.repeat(3000)}` }));
     expect(r1).toMatchObject({ status: 400, error: 'invalid_request', description: 'parameter resource is longer than 2048 bytes' });
-    const r2 = await refusal(await post('/token', new URLSearchParams({ grant_type: 'client_credentials', client_id: 'c'.repeat(256), client_secret: 's' }).toString(), 'application/x-www-form-urlencoded'));
+    const r2 = await refusal(
+      await post(
+        '/token',
+        new URLSearchParams({ grant_type: 'client_credentials', client_id: 'c'.repeat(256), client_secret: 's' }).toString(),
+        'application/x-www-form-urlencoded',
+      ),
+    );
     expect(r2).toMatchObject({ status: 400, error: 'invalid_request' });
   });
 

@@ -43,7 +43,8 @@ afterAll(async () => {
 
 const provide = (service: string, users: string[]) =>
   call(server, 'POST', '/configurations', { token, json: { requesterIdentity: MCX, valServiceInfos: [{ valServiceId: service, valUserIds: users }] } });
-const mappings = (service: string) => database.db('val_service_users').where({ val_service_id: service }).orderBy('val_user_id').pluck('val_user_id') as Promise<string[]>;
+const mappings = (service: string) =>
+  database.db('val_service_users').where({ val_service_id: service }).orderBy('val_user_id').pluck('val_user_id') as Promise<string[]>;
 
 describe('provisioning API', () => {
   test('stores the NFC form of an NFD VAL user ID and VAL service ID (read back from the database)', async () => {
@@ -74,7 +75,10 @@ describe('provisioning API', () => {
   });
 
   test('a lone surrogate or NUL in the requester identity or VAL service ID is 400 with invalidParams', async () => {
-    const res = await call(server, 'POST', '/configurations', { token, json: { requesterIdentity: `${MCX}\ud800`, valServiceInfos: [{ valServiceId: 'mcptt-1\u0000', valUserIds: ['alice'] }] } });
+    const res = await call(server, 'POST', '/configurations', {
+      token,
+      json: { requesterIdentity: `${MCX}\ud800`, valServiceInfos: [{ valServiceId: 'mcptt-1\u0000', valUserIds: ['alice'] }] },
+    });
     expect(res.status).toBe(400);
     expect((res.body as Problem).invalidParams).toEqual([
       { param: '/requesterIdentity', reason: 'contains an unpaired UTF-16 surrogate' },
@@ -96,7 +100,11 @@ describe('admin CLI', () => {
     const client = await oidc.discovery(new URL(server.issuer), 'val-ue', undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
     const req = await pkceAuthorizationRequest(client, REDIRECT);
     const callback = await new Browser().login(req.url, JOSE_NFC, 'jose-password-1', REDIRECT);
-    const tokens = await oidc.authorizationCodeGrant(client, new URL(callback), { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
+    const tokens = await oidc.authorizationCodeGrant(client, new URL(callback), {
+      pkceCodeVerifier: req.verifier,
+      expectedState: req.state,
+      expectedNonce: req.nonce,
+    });
     expect(tokens.claims()?.sub).toBe(JOSE_NFC);
   });
 
@@ -116,7 +124,14 @@ describe('user import', () => {
     const lone = (second: number) => Buffer.from([0x73, 0xed, second, 0x80]); // "s" + unpaired surrogate
     await fs.writeFile(
       file,
-      Buffer.concat([Buffer.from('val_user_id,password\n'), line('imp-1', 'import-password-1'), line(lone(0xa0), 'import-password-2'), line(lone(0xa1), 'import-password-3'), line('impe\u0301', 'import-password-4'), line('imp\u00e9', 'import-password-5')]),
+      Buffer.concat([
+        Buffer.from('val_user_id,password\n'),
+        line('imp-1', 'import-password-1'),
+        line(lone(0xa0), 'import-password-2'),
+        line(lone(0xa1), 'import-password-3'),
+        line('impe\u0301', 'import-password-4'),
+        line('imp\u00e9', 'import-password-5'),
+      ]),
     );
     const r = await cli(server.env, ['user', 'import', file]);
     expect(r.code).toBe(0);
@@ -124,6 +139,8 @@ describe('user import', () => {
     expect(r.stdout).toContain('line 3: val_user_id is not valid UTF-8');
     expect(r.stdout).toContain('line 4: val_user_id is not valid UTF-8');
     expect(r.stdout).toContain('line 6: duplicate VAL user ID');
-    expect(await database.db('val_users').where('val_user_id', 'like', 'imp%').orWhere('val_user_id', 'like', 's%').orderBy('val_user_id').pluck('val_user_id')).toEqual(['imp-1', 'imp\u00e9']);
+    expect(
+      await database.db('val_users').where('val_user_id', 'like', 'imp%').orWhere('val_user_id', 'like', 's%').orderBy('val_user_id').pluck('val_user_id'),
+    ).toEqual(['imp-1', 'imp\u00e9']);
   });
 });

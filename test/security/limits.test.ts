@@ -78,8 +78,17 @@ function rawConnection(first: string, target = port): { socket: net.Socket; clos
 describe('the production listener limits', () => {
   test('timeouts, header count and the header size limit are set on the real listener', () => {
     const server = createListener(d.server.config, idms.app);
-    expect({ headersTimeout: server.headersTimeout, requestTimeout: server.requestTimeout, keepAliveTimeout: server.keepAliveTimeout, maxHeadersCount: server.maxHeadersCount })
-      .toEqual({ headersTimeout: LISTENER_LIMITS.headersTimeoutMs, requestTimeout: LISTENER_LIMITS.requestTimeoutMs, keepAliveTimeout: LISTENER_LIMITS.keepAliveTimeoutMs, maxHeadersCount: 100 });
+    expect({
+      headersTimeout: server.headersTimeout,
+      requestTimeout: server.requestTimeout,
+      keepAliveTimeout: server.keepAliveTimeout,
+      maxHeadersCount: server.maxHeadersCount,
+    }).toEqual({
+      headersTimeout: LISTENER_LIMITS.headersTimeoutMs,
+      requestTimeout: LISTENER_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: LISTENER_LIMITS.keepAliveTimeoutMs,
+      maxHeadersCount: 100,
+    });
     expect(LISTENER_LIMITS.headersTimeoutMs).toBeLessThanOrEqual(20_000);
     expect(LISTENER_LIMITS.requestTimeoutMs).toBeLessThanOrEqual(30_000);
     expect(http.maxHeaderSize).toBeLessThanOrEqual(16 * 1024); // no --max-http-header-size raising it
@@ -100,10 +109,28 @@ describe('size limits', () => {
     const big = (n: number) => `a=${'x'.repeat(n)}`;
     // oidc-provider stops reading at 56 KiB and answers invalid_request; our own routes answer 413.
     const cases: [string, string, Record<string, string>, string, number][] = [
-      ['token', `${issuer}/token`, { authorization: basic('val-server-1', VAL_SERVER_SECRET), 'content-type': 'application/x-www-form-urlencoded' }, big(100 * 1024), 400],
-      ['introspection', `${issuer}/token/introspection`, { authorization: basic('val-server-1', VAL_SERVER_SECRET), 'content-type': 'application/x-www-form-urlencoded' }, big(100 * 1024), 400],
+      [
+        'token',
+        `${issuer}/token`,
+        { authorization: basic('val-server-1', VAL_SERVER_SECRET), 'content-type': 'application/x-www-form-urlencoded' },
+        big(100 * 1024),
+        400,
+      ],
+      [
+        'introspection',
+        `${issuer}/token/introspection`,
+        { authorization: basic('val-server-1', VAL_SERVER_SECRET), 'content-type': 'application/x-www-form-urlencoded' },
+        big(100 * 1024),
+        400,
+      ],
       ['login form', form.action, { cookie: form.browser.jar.header(), 'content-type': 'application/x-www-form-urlencoded' }, big(64 * 1024), 413],
-      ['provisioning', `${issuer}/ss-idms-provisioning/v1/configurations`, { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify({ pad: 'x'.repeat(40 * 1024 * 1024) }), 413],
+      [
+        'provisioning',
+        `${issuer}/ss-idms-provisioning/v1/configurations`,
+        { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        JSON.stringify({ pad: 'x'.repeat(40 * 1024 * 1024) }),
+        413,
+      ],
     ];
     for (const [name, url, headers, body, status] of cases) {
       const res = await fetch(url, { method: 'POST', headers, body });
@@ -119,7 +146,9 @@ describe('size limits', () => {
     socket.on('data', (c: Buffer) => (answer += c.toString()));
     socket.on('error', () => {});
     const path = new URL(form.action).pathname;
-    socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${form.browser.jar.header()}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${form.browser.jar.header()}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
     const chunk = 'x'.repeat(4096);
     for (let i = 0; i < 64 && !answer; i++) {
       socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
@@ -143,7 +172,9 @@ describe('slow clients', () => {
   });
 
   test('a body trickling in is cut off after requestTimeout', async () => {
-    const { socket, closed } = rawConnection(`POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000\r\n\r\n`);
+    const { socket, closed } = rawConnection(
+      `POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000\r\n\r\n`,
+    );
     const drip = setInterval(() => socket.writable && socket.write('a'), 200);
     const { ms, data } = await closed;
     clearInterval(drip);
@@ -183,9 +214,31 @@ describe('many half-open connections', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'idms-limits-'));
     cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
     const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost']);
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ]);
     const tlsPort = await freePort();
-    const config = loadConfig({ IDMS_ISSUER: `https://127.0.0.1:${tlsPort}`, IDMS_DATABASE_URL: database.url, IDMS_SECRET: TEST_SECRET, IDMS_TLS_CERT: cert, IDMS_TLS_KEY: key });
+    const config = loadConfig({
+      IDMS_ISSUER: `https://127.0.0.1:${tlsPort}`,
+      IDMS_DATABASE_URL: database.url,
+      IDMS_SECRET: TEST_SECRET,
+      IDMS_TLS_CERT: cert,
+      IDMS_TLS_KEY: key,
+    });
     const tlsListener = createListener(config, idms.app, SHORT);
     await listen(tlsListener, tlsPort, '127.0.0.1');
     cleanup.push(() => new Promise((resolve) => tlsListener.close(resolve)));

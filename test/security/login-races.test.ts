@@ -61,7 +61,8 @@ async function submitAll(forms: LoginForm[], fields: (i: number) => Record<strin
 
 /** Password checks that failed for an existing VAL user, as the audit trail recorded them. */
 async function auditedChecks(valUserId: string): Promise<number> {
-  const row = await database.db('audit_events')
+  const row = await database
+    .db('audit_events')
     .where({ action: 'login', actor: valUserId })
     .whereRaw(`details->>'reason' = 'invalid_credentials'`)
     .count({ n: '*' })

@@ -88,7 +88,11 @@ describe('user enumeration (OWASP ASVS V2.2, RFC 9700 §4.16)', () => {
   test('unknown user, wrong password and disabled user get the same status, body and headers', async () => {
     const form = await openLoginForm(d.ue);
     const answers = [];
-    for (const [user, password] of [['nobody-here', 'some-password-1'], ['alice', 'wrong-password-1'], ['disabled-user', 'disabled-password-1']] as const) {
+    for (const [user, password] of [
+      ['nobody-here', 'some-password-1'],
+      ['alice', 'wrong-password-1'],
+      ['disabled-user', 'disabled-password-1'],
+    ] as const) {
       const res = await submitLogin(form, { csrf: form.csrf, val_user_id: user, password });
       const headers = [...res.headers.keys()].filter((h) => h !== 'date' && h !== 'content-length').sort();
       answers.push({ status: res.status, headers, body: normalise(await res.text(), user) });
@@ -176,7 +180,11 @@ describe('brute force throttling (RFC 9700 §4.16, OWASP ASVS V2.2.1)', () => {
       const spoofed = { 'x-forwarded-for': `198.51.100.${i}, 10.3.0.1` };
       expect((await submitLogin(form, { csrf: form.csrf, val_user_id: `spray-${i}`, password: 'Winter2026!' }, spoofed)).status).toBe(400);
     }
-    const again = await submitLogin(form, { csrf: form.csrf, val_user_id: 'erin', password: 'erin-password-1' }, { 'x-forwarded-for': '203.0.113.9, 10.3.0.1' });
+    const again = await submitLogin(
+      form,
+      { csrf: form.csrf, val_user_id: 'erin', password: 'erin-password-1' },
+      { 'x-forwarded-for': '203.0.113.9, 10.3.0.1' },
+    );
     expect(again.status).toBe(429);
   });
 
@@ -226,10 +234,21 @@ describe('session fixation (OWASP session management)', () => {
     const plantedSig = attacker.browser.jar.get(`${SESSION}.sig`);
     expect(planted).toEqual(expect.any(String));
     const victim = new Browser();
-    victim.jar.store(new Response(null, { headers: [['set-cookie', `${SESSION}=${planted}; path=/`], ['set-cookie', `${SESSION}.sig=${plantedSig}; path=/`]] }));
+    victim.jar.store(
+      new Response(null, {
+        headers: [
+          ['set-cookie', `${SESSION}=${planted}; path=/`],
+          ['set-cookie', `${SESSION}.sig=${plantedSig}; path=/`],
+        ],
+      }),
+    );
 
     const form = await openLoginForm(d.ue, { prompt: 'login' }, victim);
-    const callback = await completeLogin(victim, await submitLogin(form, { csrf: form.csrf, val_user_id: 'alice', password: PASSWORDS.alice }), form.req.redirectUri);
+    const callback = await completeLogin(
+      victim,
+      await submitLogin(form, { csrf: form.csrf, val_user_id: 'alice', password: PASSWORDS.alice }),
+      form.req.redirectUri,
+    );
     expect(new URL(callback).searchParams.get('code')).toEqual(expect.any(String));
     const after = victim.jar.get(SESSION);
     expect(after).toEqual(expect.any(String));
@@ -270,7 +289,11 @@ describe('the login page and the VAL user ID rule (issue 10 item 8)', () => {
     const subOf = async (typed: string) => {
       const req = await authRequest(d.ue);
       const callback = await new Browser().login(req.url, typed, 'jose-password-1', req.redirectUri);
-      const tokens = await oidc.authorizationCodeGrant(d.ue, new URL(callback), { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
+      const tokens = await oidc.authorizationCodeGrant(d.ue, new URL(callback), {
+        pkceCodeVerifier: req.verifier,
+        expectedState: req.state,
+        expectedNonce: req.nonce,
+      });
       return tokens.claims()?.sub;
     };
     expect(await subOf(JOSE_NFC)).toBe(JOSE_NFC);
@@ -317,7 +340,12 @@ describe('a password typed into the user ID field is not kept in clear (issue 10
     const keys: string[] = await database.db('login_attempts').pluck('key');
     expect(JSON.stringify(audit)).not.toContain(typedPassword);
     expect(JSON.stringify(keys)).not.toContain(typedPassword);
-    const [unknownFailure, aliceFailure] = await database.db('audit_events').where({ action: 'login', result: 'failure' }).orderBy('id', 'desc').limit(2).then((rows) => rows.reverse());
+    const [unknownFailure, aliceFailure] = await database
+      .db('audit_events')
+      .where({ action: 'login', result: 'failure' })
+      .orderBy('id', 'desc')
+      .limit(2)
+      .then((rows) => rows.reverse());
     expect(unknownFailure.actor).toMatch(/^unknown:[0-9a-f]{32}$/);
     expect(aliceFailure.actor).toBe('alice');
     // Every per-user key is a keyed hash, whatever the ID (the key table never holds a submitted ID).

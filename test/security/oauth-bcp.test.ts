@@ -72,9 +72,9 @@ describe('PKCE (RFC 9700 §2.1.1, RFC 7636)', () => {
 
   test('a code cannot be redeemed with another code_verifier', async () => {
     const { callback, state } = await login(d.ue, 'alice');
-    await expect(
-      oidc.authorizationCodeGrant(d.ue, callback, { expectedState: state, pkceCodeVerifier: oidc.randomPKCECodeVerifier() }),
-    ).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.authorizationCodeGrant(d.ue, callback, { expectedState: state, pkceCodeVerifier: oidc.randomPKCECodeVerifier() })).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
   });
 });
 
@@ -84,9 +84,9 @@ describe('authorization code (RFC 9700 §4.5, RFC 6749 §4.1.2)', () => {
     const tokens = await oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
     expect((await introspect(d, tokens.access_token)).body.active).toBe(true);
 
-    await expect(
-      oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
-    ).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce })).rejects.toMatchObject(
+      { error: 'invalid_grant' },
+    );
     // RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that authorization code".
     await expect(oidc.refreshTokenGrant(d.ue, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect((await introspect(d, tokens.access_token)).body.active).toBe(false);
@@ -98,7 +98,12 @@ describe('authorization code (RFC 9700 §4.5, RFC 6749 §4.1.2)', () => {
     const res = await fetch(`${d.server.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('val-web:val-web-secret-1').toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, redirect_uri: REDIRECT }),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: callback.searchParams.get('code')!,
+        code_verifier: verifier,
+        redirect_uri: REDIRECT,
+      }),
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
@@ -109,7 +114,13 @@ describe('authorization code (RFC 9700 §4.5, RFC 6749 §4.1.2)', () => {
     const res = await fetch(`${d.server.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', client_id: 'val-ue', code: callback.searchParams.get('code')!, code_verifier: verifier, redirect_uri: `${REDIRECT}/other` }),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        client_id: 'val-ue',
+        code: callback.searchParams.get('code')!,
+        code_verifier: verifier,
+        redirect_uri: `${REDIRECT}/other`,
+      }),
     });
     expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
   });
@@ -207,7 +218,9 @@ describe('issuer identification and mix-up (RFC 9207, RFC 9700 §4.4)', () => {
     stripped.searchParams.delete('iss');
     expect(await failure(oidc.authorizationCodeGrant(d.ue, stripped, { pkceCodeVerifier: verifier, expectedState: state }))).toMatch(/"iss"/);
     // The untouched response still works: the code was not spent by the rejected attempts.
-    await expect(oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce })).resolves.toBeDefined();
+    await expect(
+      oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }),
+    ).resolves.toBeDefined();
   });
 });
 
@@ -233,7 +246,7 @@ describe('refresh tokens (RFC 9700 §4.14)', () => {
     await expect(oidc.refreshTokenGrant(d.web, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
-  test('offline_access without prompt=consent is not granted (OIDC Core §11); the refresh token is the VAL profile\'s, bound to the login', async () => {
+  test("offline_access without prompt=consent is not granted (OIDC Core §11); the refresh token is the VAL profile's, bound to the login", async () => {
     // Issue 13 (TS 33.434 A.4.2.5): a client registered for refresh_token gets one without offline_access; OIDC Core
     // §11 still decides offline_access: without prompt=consent it is not granted.
     const { callback, verifier, state, nonce } = await login(d.ue, 'alice', { prompt: 'login' });
@@ -243,7 +256,18 @@ describe('refresh tokens (RFC 9700 §4.14)', () => {
   });
 
   test('a client not registered for refresh_token gets no refresh token, even with offline_access and prompt=consent', async () => {
-    await cliOk(d.server.env, ['client', 'add', 'code-only', '--public', '--redirect-uri', REDIRECT, '--grant', 'authorization_code', '--scope', 'openid offline_access 3gpp:seal:val_service']);
+    await cliOk(d.server.env, [
+      'client',
+      'add',
+      'code-only',
+      '--public',
+      '--redirect-uri',
+      REDIRECT,
+      '--grant',
+      'authorization_code',
+      '--scope',
+      'openid offline_access 3gpp:seal:val_service',
+    ]);
     const codeOnly = await oidc.discovery(new URL(d.server.issuer), 'code-only', undefined, oidc.None(), insecure);
     const { callback, verifier, state, nonce } = await login(codeOnly, 'alice', { prompt: 'consent' });
     const tokens = await oidc.authorizationCodeGrant(codeOnly, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
@@ -280,7 +304,7 @@ describe('access tokens: audience-restricted and short-lived (RFC 9700 §2.3, RF
     await expect(oidc.refreshTokenGrant(d.ue, tokens.refresh_token!, { resource: 'urn:3gpp:seal' })).rejects.toMatchObject({ error: 'invalid_target' });
   });
 
-  test('the userinfo endpoint refuses an access token for a resource server that was not granted openid, and a client\'s own token', async () => {
+  test("the userinfo endpoint refuses an access token for a resource server that was not granted openid, and a client's own token", async () => {
     // Issue 13 (OIDC Core §5.3): the login's access token (granted openid) works at userinfo whatever its audience;
     // one that was not granted openid does not, nor does a client_credentials token.
     const me = (token: string) => fetch(`${d.server.issuer}/me`, { headers: { authorization: `Bearer ${token}` } });

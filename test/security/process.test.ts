@@ -29,19 +29,38 @@ afterAll(async () => {
   await database?.drop();
 });
 
-type Serve = { child: ChildProcess; pid: number; issuer: string; port: number; stderr: () => string; exited: Promise<{ code: number | null; signal: string | null; at: number }> };
+type Serve = {
+  child: ChildProcess;
+  pid: number;
+  issuer: string;
+  port: number;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: string | null; at: number }>;
+};
 
 /** Starts `seal-idms serve` as its own process (through `npx node`, as an operator would) and waits until it listens. */
 async function serve(via: 'npx' | 'node'): Promise<Serve> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, NODE_OPTIONS: '', IDMS_ISSUER: issuer, IDMS_PORT: String(port), IDMS_DATABASE_URL: database.url, IDMS_SECRET: TEST_SECRET, IDMS_WORKERS: '1', IDMS_LOG_LEVEL: 'info', IDMS_LOG_FORMAT: 'json' };
+  const env = {
+    ...process.env,
+    NODE_OPTIONS: '',
+    IDMS_ISSUER: issuer,
+    IDMS_PORT: String(port),
+    IDMS_DATABASE_URL: database.url,
+    IDMS_SECRET: TEST_SECRET,
+    IDMS_WORKERS: '1',
+    IDMS_LOG_LEVEL: 'info',
+    IDMS_LOG_FORMAT: 'json',
+  };
   const [cmd, args] = via === 'npx' ? ['npx', ['node', 'src/main.ts', 'serve']] : [process.execPath, ['src/main.ts', 'serve']];
   const child = spawn(cmd as string, args as string[], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   child.stdout!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
+  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+  );
   const deadline = Date.now() + 30_000;
   while (!/listening on/.test(stderr)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${stderr}`);
@@ -72,12 +91,24 @@ test('a burst of hostile requests does not take the serve process down (no crash
   const s = await serve('node');
   try {
     const junk = () => crypto.randomBytes(crypto.randomInt(1, 400)).toString(['hex', 'base64', 'latin1'][crypto.randomInt(3)] as BufferEncoding);
-    const paths = ['/token', '/token/introspection', '/token/revocation', '/auth', '/me', '/session/end', '/interaction/x/login', '/ss-idms-provisioning/v1/configurations'];
+    const paths = [
+      '/token',
+      '/token/introspection',
+      '/token/revocation',
+      '/auth',
+      '/me',
+      '/session/end',
+      '/interaction/x/login',
+      '/ss-idms-provisioning/v1/configurations',
+    ];
     const statuses: number[] = [];
     for (let i = 0; i < 400; i++) {
       const res = await fetch(`${s.issuer}${paths[i % paths.length]}?${encodeURIComponent(junk())}=${encodeURIComponent(junk())}`, {
         method: i % 3 ? 'POST' : 'GET',
-        headers: { 'content-type': ['application/x-www-form-urlencoded', 'application/json', 'text/plain'][i % 3]!, authorization: i % 2 ? `Bearer ${junk().replace(/[^\x21-\x7e]/g, '')}` : basic('val-server-1', junk()) },
+        headers: {
+          'content-type': ['application/x-www-form-urlencoded', 'application/json', 'text/plain'][i % 3]!,
+          authorization: i % 2 ? `Bearer ${junk().replace(/[^\x21-\x7e]/g, '')}` : basic('val-server-1', junk()),
+        },
         body: i % 3 ? junk() : undefined,
         redirect: 'manual',
       });
@@ -116,7 +147,9 @@ async function drainsOnSigterm(s: Serve): Promise<void> {
     socket.on('data', () => /\r\n\r\n\{.*\}$/s.test(answer) && resolve());
     socket.on('close', () => resolve());
   });
-  socket.write(`POST /token HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nAuthorization: ${basic('val-server-1', VAL_SERVER_SECRET)}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+  socket.write(
+    `POST /token HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nAuthorization: ${basic('val-server-1', VAL_SERVER_SECRET)}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`,
+  );
   await new Promise((r) => setTimeout(r, 200));
 
   const signalled = performance.now();
@@ -149,13 +182,16 @@ async function drainsOnSigterm(s: Serve): Promise<void> {
 
 test('SIGKILL in the middle of Provide_Configuration leaves the old or the new mapping, never a mixture', async () => {
   const size = 30_000;
-  const stored = async () => (await database.db('val_service_users').where({ val_service_id: 'mcptt-1', provisioned_by: MCX }).orderBy('val_user_id').pluck('val_user_id')) as string[];
+  const stored = async () =>
+    (await database.db('val_service_users').where({ val_service_id: 'mcptt-1', provisioned_by: MCX }).orderBy('val_user_id').pluck('val_user_id')) as string[];
   const provide = async (issuer: string, users: string[]) => {
-    const { access_token } = (await (await fetch(`${issuer}/token`, {
-      method: 'POST',
-      headers: { authorization: basic('mcx', 'mcx-secret-0123456789'), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', scope: '3gpp:seal:idm:provisioning', resource: `${issuer}/ss-idms-provisioning/v1` }),
-    })).json()) as { access_token: string };
+    const { access_token } = (await (
+      await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { authorization: basic('mcx', 'mcx-secret-0123456789'), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: '3gpp:seal:idm:provisioning', resource: `${issuer}/ss-idms-provisioning/v1` }),
+      })
+    ).json()) as { access_token: string };
     return fetch(`${issuer}/ss-idms-provisioning/v1/configurations`, {
       method: 'POST',
       headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' },
@@ -177,12 +213,22 @@ test('SIGKILL in the middle of Provide_Configuration leaves the old or the new m
   // Kill the server the moment its Provide_Configuration transaction is open in PostgreSQL (seen from another
   // session), and once after it answered, as a control that the new mapping does get stored.
   const inTransaction = async () =>
-    ((await database.db.raw(`select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
-       and xact_start is not null and query ilike '%val_service_users%'`)).rows[0].n as number) > 0;
+    ((
+      await database.db.raw(`select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+       and xact_start is not null and query ilike '%val_service_users%'`)
+    ).rows[0].n as number) > 0;
   const outcomes: string[] = [];
-  for (const [round, when] of [[2, 'in transaction'], [3, 'in transaction'], [4, 'in transaction'], [5, 'after 200']] as const) {
+  for (const [round, when] of [
+    [2, 'in transaction'],
+    [3, 'in transaction'],
+    [4, 'in transaction'],
+    [5, 'after 200'],
+  ] as const) {
     const candidate = userIds(`gen${round}-`, size);
-    const request = provide(s.issuer, candidate).then((r) => r.status, () => 'connection lost');
+    const request = provide(s.issuer, candidate).then(
+      (r) => r.status,
+      () => 'connection lost',
+    );
     if (when === 'in transaction') {
       const deadline = performance.now() + 10 * duration + 5000;
       while (!(await inTransaction()) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));

@@ -49,7 +49,7 @@ describe('refresh token rotation (RFC 9700 §4.14.2)', () => {
 });
 
 describe('authorization code (RFC 6749 §4.1.2, RFC 9700 §4.5)', () => {
-  test('4 parallel redemptions of one code: exactly one succeeds, the others get invalid_grant, and the winner\'s tokens are revoked', async () => {
+  test("4 parallel redemptions of one code: exactly one succeeds, the others get invalid_grant, and the winner's tokens are revoked", async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const { callback, verifier, state, nonce } = await login(d.ue, 'bob');
       const redeem = () => oidc.authorizationCodeGrant(d.ue, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });

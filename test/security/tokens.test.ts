@@ -31,7 +31,8 @@ afterAll(async () => {
 /** The genuine access token's claims with a fresh jti, and the server's own ES256 key. */
 const accessClaims = () => ({ ...real.accessClaims, jti: crypto.randomUUID() });
 const serverSigner = () => signerFromJwk(keys.find((k) => k.alg === 'ES256')! as crypto.JsonWebKey & { kid: string });
-const signWithServerKey = (payload: Record<string, unknown>, header: Record<string, unknown> = {}) => signEs256({ kid: serverSigner().kid, typ: 'at+jwt', ...header }, payload, serverSigner().key);
+const signWithServerKey = (payload: Record<string, unknown>, header: Record<string, unknown> = {}) =>
+  signEs256({ kid: serverSigner().kid, typ: 'at+jwt', ...header }, payload, serverSigner().key);
 
 describe('control: the forging helper builds tokens the server accepts when nothing is wrong', () => {
   // Without this, every "rejected" below could pass because the helper itself is broken.
@@ -80,7 +81,11 @@ describe('forged and malformed JWTs are rejected (RFC 8725 §2–3, RFC 9068 §4
       const res = await fetch(`${d.server.issuer}/session/end?id_token_hint=${encodeURIComponent(token)}`, { headers: { accept: 'application/json' } });
       if (name.startsWith('an oversized') && res.status === 431) continue;
       // invalid_client when the forged token's aud names no client, invalid_request when it fails validation.
-      expect({ name, status: res.status, error: ((await res.json()) as { error?: string }).error }).toEqual({ name, status: 400, error: expect.stringMatching(/^invalid_(request|client)$/) });
+      expect({ name, status: res.status, error: ((await res.json()) as { error?: string }).error }).toEqual({
+        name,
+        status: 400,
+        error: expect.stringMatching(/^invalid_(request|client)$/),
+      });
     }
   });
 
@@ -91,7 +96,9 @@ describe('forged and malformed JWTs are rejected (RFC 8725 §2–3, RFC 9068 §4
     try {
       const { forged, control } = forgeries(serverSigner(), 'JWT', () => ({ ...real.idClaims }));
       expect((await fetch(`${d.server.issuer}/session/end?id_token_hint=${control()}`)).status).toBe(200);
-      const hints = ['alg none', 'HS256 keyed with the public key (JWK)', 'a known kid but another key', 'an unknown crit header', 'another typ'].map((name) => forged[name]!);
+      const hints = ['alg none', 'HS256 keyed with the public key (JWK)', 'a known kid but another key', 'an unknown crit header', 'another typ'].map(
+        (name) => forged[name]!,
+      );
       for (const hint of hints) {
         const res = await fetch(`${d.server.issuer}/session/end?id_token_hint=${hint}`, { headers: { accept: 'application/json' } });
         expect(res.status).toBe(400);

@@ -33,7 +33,23 @@ let ca: Buffer;
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'idms-tls-'));
   const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ]);
   ca = await fs.readFile(cert);
   database = await createTestDatabase();
   port = await freePort();
@@ -204,18 +220,22 @@ type Answer = { status: number; headers: http.IncomingHttpHeaders; body: string 
 function request(url: string, jar: CookieJar, options: { method?: string; form?: Record<string, string> } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
-    const req = https.request(url, {
-      ca,
-      method: options.method ?? 'GET',
-      headers: { cookie: jar.header(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        jar.store(new Response(null, { headers: (res.headers['set-cookie'] ?? []).map((c) => ['set-cookie', c] as [string, string]) }));
-        resolve({ status: res.statusCode!, headers: res.headers, body: text });
-      });
-    });
+    const req = https.request(
+      url,
+      {
+        ca,
+        method: options.method ?? 'GET',
+        headers: { cookie: jar.header(), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => {
+          jar.store(new Response(null, { headers: (res.headers['set-cookie'] ?? []).map((c) => ['set-cookie', c] as [string, string]) }));
+          resolve({ status: res.statusCode!, headers: res.headers, body: text });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -230,8 +250,12 @@ describe('cookies and page headers under HTTPS', () => {
     const ue = await oidc.discovery(new URL(config.issuer), 'val-ue', undefined, oidc.None(), { [oidc.customFetch]: httpsFetch });
     const verifier = oidc.randomPKCECodeVerifier();
     const authUrl = oidc.buildAuthorizationUrl(ue, {
-      redirect_uri: REDIRECT, scope: SCOPE, prompt: 'consent', state: oidc.randomState(),
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+      redirect_uri: REDIRECT,
+      scope: SCOPE,
+      prompt: 'consent',
+      state: oidc.randomState(),
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
     });
     // Walk the whole login over HTTPS, collecting every cookie the server sets.
     const jar = (signedIn = new CookieJar());
@@ -260,9 +284,16 @@ describe('cookies and page headers under HTTPS', () => {
     const names = setCookies.map((c) => c.split('=')[0]);
     expect(names).toEqual(expect.arrayContaining(['_interaction', '_interaction_resume', '_session', '_session.sig']));
     for (const cookie of setCookies) {
-      const attrs = cookie.toLowerCase().split(';').map((a) => a.trim());
-      expect({ cookie: cookie.split('=')[0], secure: attrs.includes('secure'), httpOnly: attrs.includes('httponly'), sameSite: attrs.some((a) => /^samesite=(lax|strict)$/.test(a)) })
-        .toEqual({ cookie: cookie.split('=')[0], secure: true, httpOnly: true, sameSite: true });
+      const attrs = cookie
+        .toLowerCase()
+        .split(';')
+        .map((a) => a.trim());
+      expect({
+        cookie: cookie.split('=')[0],
+        secure: attrs.includes('secure'),
+        httpOnly: attrs.includes('httponly'),
+        sameSite: attrs.some((a) => /^samesite=(lax|strict)$/.test(a)),
+      }).toEqual({ cookie: cookie.split('=')[0], secure: true, httpOnly: true, sameSite: true });
     }
   });
 
@@ -289,16 +320,24 @@ describe('cookies and page headers under HTTPS', () => {
     for (const [url, page] of pages) {
       expect(page.body).toMatch(/<html/);
       const csp = String(page.headers['content-security-policy']);
-      expect({ url, frameAncestors: /frame-ancestors 'none'/.test(csp), inline: /unsafe-inline/.test(csp), referrer: page.headers['referrer-policy'], nosniff: page.headers['x-content-type-options'] })
-        .toEqual({ url, frameAncestors: true, inline: false, referrer: 'no-referrer', nosniff: 'nosniff' });
+      expect({
+        url,
+        frameAncestors: /frame-ancestors 'none'/.test(csp),
+        inline: /unsafe-inline/.test(csp),
+        referrer: page.headers['referrer-policy'],
+        nosniff: page.headers['x-content-type-options'],
+      }).toEqual({ url, frameAncestors: true, inline: false, referrer: 'no-referrer', nosniff: 'nosniff' });
     }
   });
 
   test("oidc-provider's own auto-submit page (logout without a session) cannot be framed or sniffed", async () => {
     const page = await request(`${config.issuer}/session/end`, new CookieJar());
     expect(page.body).toMatch(/Submitting Callback/);
-    expect({ frame: page.headers['x-frame-options'], nosniff: page.headers['x-content-type-options'], referrer: page.headers['referrer-policy'] })
-      .toEqual({ frame: 'DENY', nosniff: 'nosniff', referrer: 'no-referrer' });
+    expect({ frame: page.headers['x-frame-options'], nosniff: page.headers['x-content-type-options'], referrer: page.headers['referrer-policy'] }).toEqual({
+      frame: 'DENY',
+      nosniff: 'nosniff',
+      referrer: 'no-referrer',
+    });
   });
 
   test('HSTS is sent over HTTPS', async () => {
@@ -310,5 +349,11 @@ describe('cookies and page headers under HTTPS', () => {
 /** fetch for openid-client over HTTPS with the test CA (Node's fetch has no per-request CA option). */
 async function httpsFetch(url: string, init: { method?: string }): Promise<Response> {
   const res = await request(url, new CookieJar(), { method: init.method });
-  return new Response(res.body, { status: res.status, headers: Object.entries(res.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : v === undefined ? [] : [[k, String(v)]])) as [string, string][] });
+  return new Response(res.body, {
+    status: res.status,
+    headers: Object.entries(res.headers).flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => [k, x]) : v === undefined ? [] : [[k, String(v)]])) as [
+      string,
+      string,
+    ][],
+  });
 }

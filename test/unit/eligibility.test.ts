@@ -33,7 +33,12 @@ function outcome<T>(map: () => T): T | ReturnType<typeof said> {
 describe('the rule (eligibilityOf)', () => {
   test.each([
     ['an active local user with services', { status: 'active', services: ['a'], grantLive: false }, false, { kind: 'ok', services: ['a'] }],
-    ['no local record but a mapping: a partner domain\'s user', { status: undefined, services: ['a'], grantLive: false }, false, { kind: 'visitor', services: ['a'] }],
+    [
+      "no local record but a mapping: a partner domain's user",
+      { status: undefined, services: ['a'], grantLive: false },
+      false,
+      { kind: 'visitor', services: ['a'] },
+    ],
     ['a disabled local user, provisioned', { status: 'disabled', services: ['a'], grantLive: false }, false, { kind: 'disabled' }],
     ['a disabled local user, not provisioned', { status: 'disabled', services: [], grantLive: false }, false, { kind: 'disabled' }],
     ['an active local user provisioned for nothing', { status: 'active', services: [], grantLive: false }, false, { kind: 'no_service' }],
@@ -45,8 +50,16 @@ describe('the rule (eligibilityOf)', () => {
   });
 
   test('only ok and visitor carry services; ok, disabled and no_service are local users', () => {
-    expect(Object.entries(ALL).filter(([, a]) => eligibleServices(a) !== undefined).map(([k]) => k)).toEqual(['ok', 'visitor']);
-    expect(Object.entries(ALL).filter(([, a]) => isLocalUser(a)).map(([k]) => k)).toEqual(['ok', 'disabled', 'no_service']);
+    expect(
+      Object.entries(ALL)
+        .filter(([, a]) => eligibleServices(a) !== undefined)
+        .map(([k]) => k),
+    ).toEqual(['ok', 'visitor']);
+    expect(
+      Object.entries(ALL)
+        .filter(([, a]) => isLocalUser(a))
+        .map(([k]) => k),
+    ).toEqual(['ok', 'disabled', 'no_service']);
   });
 });
 
@@ -57,7 +70,8 @@ describe('login: access_denied through interactionFinished', () => {
   });
 
   test('a user disabled or deleted after the password check is refused, never signed in', () => {
-    for (const answer of [disabled, unknown, visitor]) expect(loginRefusal(answer)).toEqual({ reason: 'invalid_credentials', description: 'the VAL user is unknown or disabled' });
+    for (const answer of [disabled, unknown, visitor])
+      expect(loginRefusal(answer)).toEqual({ reason: 'invalid_credentials', description: 'the VAL user is unknown or disabled' });
   });
 });
 
@@ -69,7 +83,10 @@ describe('findAccount: an account, none, or access_denied where tokens are issue
   });
 
   test.each(['authorization', 'resume', 'token'])('no_service at %s is access_denied (refresh included)', (route) => {
-    expect(outcome(() => accountFor('alice', noService, route))).toEqual({ error: 'access_denied', message: 'the VAL user is not provisioned for any VAL service' });
+    expect(outcome(() => accountFor('alice', noService, route))).toEqual({
+      error: 'access_denied',
+      message: 'the VAL user is not provisioned for any VAL service',
+    });
   });
 
   test('no_service elsewhere (userinfo) and every other answer: no account (refresh: invalid_grant from oidc-provider)', () => {

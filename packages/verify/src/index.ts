@@ -186,7 +186,8 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     const scope = typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
     for (const required of options.requiredScopes ?? []) {
-      if (!scope.includes(required)) throw new AccessTokenError('insufficient_scope', `the access token lacks the scope ${required}`, { requiredScope: required });
+      if (!scope.includes(required))
+        throw new AccessTokenError('insufficient_scope', `the access token lacks the scope ${required}`, { requiredScope: required });
     }
     // Only tokens issued for a VAL user carry val_service_ids (client_credentials tokens have the client as sub).
     const valUserId = services !== undefined ? claims.sub : undefined;
@@ -231,10 +232,17 @@ function classify(err: unknown): Error {
     };
     return new AccessTokenError('invalid_token', reason[err.claim] ?? `the access token has a missing or invalid ${err.claim} claim`, { cause: err });
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return new AccessTokenError('invalid_token', 'the access token signature algorithm is not allowed', { cause: err });
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new AccessTokenError('invalid_token', 'the access token signature algorithm is not allowed', { cause: err });
   if (err instanceof errors.JWKSNoMatchingKey) return new AccessTokenError('invalid_token', 'the access token is signed with an unknown key', { cause: err });
-  if (err instanceof errors.JWSSignatureVerificationFailed) return new AccessTokenError('invalid_token', 'the access token signature is invalid', { cause: err });
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported || err instanceof errors.JWKSMultipleMatchingKeys) {
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return new AccessTokenError('invalid_token', 'the access token signature is invalid', { cause: err });
+  if (
+    err instanceof errors.JWSInvalid ||
+    err instanceof errors.JWTInvalid ||
+    err instanceof errors.JOSENotSupported ||
+    err instanceof errors.JWKSMultipleMatchingKeys
+  ) {
     return new AccessTokenError('invalid_token', 'the access token is malformed', { cause: err });
   }
   // What remains comes from fetching the key set (timeout, HTTP status, invalid JSON, network), not from the token.

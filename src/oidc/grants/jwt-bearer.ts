@@ -23,7 +23,13 @@ export function ownTokenEndpoint(issuer: string): string {
  * val_service_ids are this domain's own provisioning of that VAL user ID (TS 33.180 annex B.9), narrowed by the
  * policy. No refresh token: the home domain stays in charge of the session.
  */
-export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContext, deps: GrantDeps, assertion: string, target: string | undefined, trail: FederationTrail): Promise<IssuedToken> {
+export async function issueAccessTokenForAssertion(
+  ctx: TokenEndpointGrantContext,
+  deps: GrantDeps,
+  assertion: string,
+  target: string | undefined,
+  trail: FederationTrail,
+): Promise<IssuedToken> {
   const { config, db, caches } = deps;
   const { client, provider } = ctx.oidc;
 
@@ -46,7 +52,9 @@ export async function issueAccessTokenForAssertion(ctx: TokenEndpointGrantContex
   await asGrantError(trail, () => spendPartnerAssertion(db, verified, federationSuccessEvent(client.clientId, trail)));
   trail.audited = true;
 
-  const token = new provider.AccessToken({ accountId: verified.valUserId, client, gty: 'jwt-bearer', scope } as ConstructorParameters<typeof provider.AccessToken>[0]);
+  const token = new provider.AccessToken({ accountId: verified.valUserId, client, gty: 'jwt-bearer', scope } as ConstructorParameters<
+    typeof provider.AccessToken
+  >[0]);
   token.resourceServer = resourceServer;
   ctx.oidc.entity('AccessToken', token);
   const accessToken = await token.save();
@@ -68,7 +76,8 @@ async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: GrantDep
  * the policy allows, or access_denied saying why (the assertion itself was valid, so not invalid_grant).
  */
 export function partnerEligibility(answer: Eligibility, policy: Pick<PartnerPolicy, 'allowLocalUsers' | 'services'>): Eligibility & { services: string[] } {
-  if (isLocalUser(answer) && !policy.allowLocalUsers) throw new errors.AccessDenied('the VAL user is a local user of this domain; this partner may not vouch for local users');
+  if (isLocalUser(answer) && !policy.allowLocalUsers)
+    throw new errors.AccessDenied('the VAL user is a local user of this domain; this partner may not vouch for local users');
   if (answer.kind === 'disabled') throw new errors.AccessDenied('the VAL user is disabled in this domain');
   const provisioned = eligibleServices(answer);
   if (!provisioned) throw new errors.AccessDenied('the VAL user is not provisioned for any VAL service in this domain');

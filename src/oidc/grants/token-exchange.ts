@@ -32,7 +32,16 @@ type ExchangeParams = {
 
 // The grant module (src/oidc/grants/index.ts).
 export const grantType = TOKEN_EXCHANGE_GRANT;
-export const parameters: ReadonlySet<string> = new Set(['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'audience', 'resource', 'scope']);
+export const parameters: ReadonlySet<string> = new Set([
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'requested_token_type',
+  'audience',
+  'resource',
+  'scope',
+]);
 // RFC 8693 §2.1 allows several audience/resource values; they are refused by the handler with invalid_target, not as duplicates.
 export const duplicates: ReadonlySet<string> = new Set(['audience', 'resource']);
 export const refusalAuditAction = (params: Record<string, unknown>): string => (params.subject_token_type === JWT_TOKEN_TYPE ? AUDIT_ACCEPT : AUDIT_ISSUE);
@@ -53,7 +62,12 @@ export function handler(deps: GrantDeps): GrantHandler {
   async function verifySubjectToken(token: string): Promise<AccessTokenClaims> {
     if (token.length > MAX_ASSERTION_LENGTH) throw new errors.InvalidGrant('subject_token is too long to be an access token of this issuer');
     try {
-      const { payload } = await jwtVerify(token, ownKeys, { issuer: config.issuer, typ: 'at+jwt', algorithms: ['ES256', 'RS256'], requiredClaims: ['jti', 'exp', 'client_id', 'sub'] });
+      const { payload } = await jwtVerify(token, ownKeys, {
+        issuer: config.issuer,
+        typ: 'at+jwt',
+        algorithms: ['ES256', 'RS256'],
+        requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
+      });
       return payload as AccessTokenClaims;
     } catch (err) {
       throw new errors.InvalidGrant(`subject_token is not a valid access token of this issuer: ${describeJoseError(err)}`);
@@ -89,7 +103,8 @@ export function handler(deps: GrantDeps): GrantHandler {
         return;
       }
 
-      if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest(`${HOME_SUBJECT_TYPES}; ${JWT_TOKEN_TYPE} is a partner S-IdMS's security token, for an access token of this server`);
+      if (params.subject_token_type !== ACCESS_TOKEN_TYPE)
+        throw new errors.InvalidRequest(`${HOME_SUBJECT_TYPES}; ${JWT_TOKEN_TYPE} is a partner S-IdMS's security token, for an access token of this server`);
       if (params.requested_token_type !== undefined && params.requested_token_type !== JWT_TOKEN_TYPE) {
         throw new errors.InvalidRequest(`requested_token_type must be ${JWT_TOKEN_TYPE}`);
       }
