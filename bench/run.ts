@@ -330,14 +330,12 @@ async function main(): Promise<void> {
     const memory = new Map<TargetName, LabelledMemory[]>(targets.map((t) => [t.name, labelled(t.server.child.pid!)]));
     // The embedded PostgreSQL is the bench's child, not seal-idms': its processes are listed with seal-idms.
     if (!database)
-      memory
-        .get('seal-idms')!
-        .push(
-          ...memoryOf(postmasterTree(pgDataDir)).map((p) => ({
-            ...p,
-            label: `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}`,
-          })),
-        );
+      memory.get('seal-idms')!.push(
+        ...memoryOf(postmasterTree(pgDataDir)).map((p) => ({
+          ...p,
+          label: `PostgreSQL ${p.command.replace(/^.*postgres:?\s*/, '').slice(0, 40) || 'postmaster'}`,
+        })),
+      );
     const provisioning = await provisioningBench(serverUrl, log);
     for (const t of targets) t.http.close();
 
