@@ -11,6 +11,7 @@ import type { ApiDeps, RestApi } from './http/api.ts';
 import { pageErrors } from './http/errors.ts';
 import { strictTransportSecurity } from './http/headers.ts';
 import { protocolInputGuard } from './http/protocol-input.ts';
+import { onlyPaths } from './http/only-paths.ts';
 import { systemRoutes } from './http/system-routes.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { sweepRevokedAccessTokens } from './oidc/access-tokens.ts';
@@ -99,16 +100,20 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   if (config.tls || config.issuer.startsWith('https:')) app.use(strictTransportSecurity);
   app.use(requestLog(logger, metrics.httpRequest));
   app.use(pageErrors(log, config));
-  app.use(systemRoutes(db, live.keysLoaded).routes());
+  // Each router sees only its own paths (src/http/only-paths.ts): the OIDC endpoints skip their route matching.
+  app.use(onlyPaths(/^\/(?:healthz|readyz|static)(?:\/|$)/i, systemRoutes(db, live.keysLoaded).routes()));
   app.use(
-    interactionRoutes({
-      db,
-      csrfKey: secrets.csrfKey,
-      loginIdKey: secrets.loginIdKey,
-      provider: () => live.current().provider,
-      throttle: options.throttle,
-      site: config,
-    }).routes(),
+    onlyPaths(
+      /^\/interaction\//i,
+      interactionRoutes({
+        db,
+        csrfKey: secrets.csrfKey,
+        loginIdKey: secrets.loginIdKey,
+        provider: () => live.current().provider,
+        throttle: options.throttle,
+        site: config,
+      }).routes(),
+    ),
   );
   // REST APIs next to the OIDC endpoints; each verifies bearer tokens with the current signing keys.
   const apiDeps: ApiDeps = { config, db, caches, verifyAccessToken: (token) => live.current().verifyAccessToken(token), log };

@@ -16,9 +16,13 @@ export async function serveCommand(_args: string[], io: CliIo): Promise<void> {
   // JSON lines for log collectors; short text lines when a person watches the terminal (IDMS_LOG_FORMAT overrides).
   const format = config.logFormat ?? ((io.stderr as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
   // stderr writes are synchronous in Node (files and pipes): one blocking syscall per access-log line. The process's
-  // own stderr is written asynchronously instead, coalescing the lines that arrive while a write is in flight.
+  // own stderr is written asynchronously instead, in batches of at least 4 KiB (about 25 access lines) or whatever
+  // is there after at most a second (issue 16: the log may be batched); the access log flushes at once after a
+  // denied or failed request (src/observability/request-log.ts), and pino flushes what is left when the process exits.
   const destination =
-    io.stderr === process.stderr && format === 'json' ? (pino.destination({ dest: 2, sync: false }) as unknown as NodeJS.WritableStream) : io.stderr;
+    io.stderr === process.stderr && format === 'json'
+      ? (pino.destination({ dest: 2, sync: false, minLength: 4096, periodicFlush: 1000 }) as unknown as NodeJS.WritableStream)
+      : io.stderr;
   const logger = createLogger({ level: config.logLevel, format, destination });
   const log = (line: string) => logger.info(line);
   if (cluster.isWorker) {

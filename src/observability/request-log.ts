@@ -2,6 +2,7 @@
 import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
+import pino from 'pino';
 import type { Logger } from './logger.ts';
 
 // An id from a proxy or client is reused only if it is short and cannot forge log structure or headers.
@@ -35,6 +36,10 @@ export function requestLog(logger: Logger, observe?: RequestObserver): Koa.Middl
   // The access line holds only the fields below, none of them a secret: redaction (wildcard paths walked at
   // every call) would change nothing in it and cost a third of a worker's time at a few thousand requests/s.
   const accessLog = logger.child({}, { redact: [] });
+  // A batching destination (serve's, src/cli/serve.ts) holds lines until it has a few KiB: a denied or failed
+  // request's line is written out at once, so that no crash can lose it.
+  const destination = (logger as Logger & { [pino.symbols.streamSym]?: { flush?: () => void; minLength?: number } })[pino.symbols.streamSym];
+  const flush = destination && typeof destination.flush === 'function' && destination.minLength ? () => destination.flush!() : undefined;
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     const requestId = acceptRequestId(ctx.get('x-request-id') || undefined);
@@ -58,6 +63,7 @@ export function requestLog(logger: Logger, observe?: RequestObserver): Koa.Middl
       const line = { requestId, method: ctx.method, path: ctx.path, route, status, durationMs: Math.round(seconds * 1e4) / 10, ip };
       if (status >= 500) accessLog.error(line, 'request');
       else accessLog.info(line, 'request');
+      if (status >= 400) flush?.();
     };
     ctx.res.once('finish', finish);
     ctx.res.once('close', finish);

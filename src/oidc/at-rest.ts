@@ -14,10 +14,15 @@ import type { AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Secrets } from '../config/secret.ts';
 
-export type AtRestKeys = Readonly<{ hmacKey: Buffer; kek: Buffer }>;
+export type AtRestKeys = Readonly<{ hmacKey: crypto.KeyObject; kek: crypto.KeyObject }>;
 
+/**
+ * The keys as KeyObjects, made once: Node turns a Buffer key into a KeyObject at every createHmac/createCipheriv
+ * (measured on Node 24: an HMAC 13-17 µs with a Buffer key, 1.7 µs with a KeyObject; an AES-GCM seal 21-34 µs against
+ * 6-8 µs), and the token endpoint hashes a client secret or a record id on every request (issue 16).
+ */
 export function atRestKeys(secrets: Pick<Secrets, 'atRestKey' | 'keyEncryptionKey'>): AtRestKeys {
-  return Object.freeze({ hmacKey: secrets.atRestKey, kek: secrets.keyEncryptionKey });
+  return Object.freeze({ hmacKey: crypto.createSecretKey(secrets.atRestKey), kek: crypto.createSecretKey(secrets.keyEncryptionKey) });
 }
 
 /** Models whose id is no credential: clients are looked up and listed by client_id, grant ids are accepted by no endpoint. */
