@@ -369,6 +369,13 @@ describe('NUL bytes in partner tokens are refusals, never a 500 (issue 10 item 4
     await expectRefused(bearer(await ours(rsa, { jti: 'j\u0000ti' })), 'invalid_grant', /jti must be a string/);
   });
 
+  test('a header typ or alg that is a JSON object (not a string) is invalid_grant, never a 500 (fuzzer finding)', async () => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const claims = enc({ iss: 'https://idms.vendor.example.net', sub: 'visitor', aud: [server.issuer, 'val-ue'], iat: now(), exp: now() + 60 });
+    await expectRefused(bearer(`${enc({ alg: 'ES256', typ: { toString: '' } })}.${claims}.AAAA`), 'invalid_grant', /typ \{"toString":""\} is not/);
+    await expectRefused(bearer(`${enc({ alg: { toString: '' } })}.${claims}.AAAA`), 'invalid_grant', /alg \{"toString":""\} not allowed/);
+  });
+
   test('NUL in resource at the partner side, and in audience at the home side: invalid_request', async () => {
     await expect(bearer(await b81(rsa), ue, { resource: 'urn:x\u0000y' })).rejects.toMatchObject({ error: 'invalid_request', status: 400 });
     await expect(

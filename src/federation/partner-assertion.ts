@@ -78,11 +78,11 @@ export async function verifyPartnerAssertion(db: Db, caches: Caches, token: stri
   }
   // RFC 8725 §3.1: the algorithm comes from our allow-list, never from the token alone.
   if (typeof header.alg !== 'string' || !(PARTNER_ALGS as readonly string[]).includes(header.alg)) {
-    throw new AssertionRejected(`alg ${String(header.alg)} not allowed`, unverified);
+    throw new AssertionRejected(`alg ${describeHeaderValue(header.alg)} not allowed`, unverified);
   }
   // RFC 8725 §3.11: our own access tokens (at+jwt) and any other explicitly typed JWT can never pass for a security token.
   if (header.typ !== undefined && (typeof header.typ !== 'string' || !ACCEPTED_TYPS.has(normaliseTyp(header.typ)))) {
-    throw new AssertionRejected(`typ ${String(header.typ)} is not ${SECURITY_TOKEN_TYP}, JWT or absent`, unverified);
+    throw new AssertionRejected(`typ ${describeHeaderValue(header.typ)} is not ${SECURITY_TOKEN_TYP}, JWT or absent`, unverified);
   }
   // The unverified iss only selects which partner's keys to try; the signature check below binds it.
   const iss = unverified.iss;
@@ -170,6 +170,12 @@ function partnerKeys(partner: Partner, now: Date): JWTVerifyGetKey {
     if (cert.validFromDate > now || cert.validToDate < now) throw new AssertionRejected('partner certificate is not valid now');
     return cert.publicKey;
   };
+}
+
+// An unverified header member may be any JSON value: String() of an object whose toString is not a function throws
+// (fuzzer finding: {"typ":{"toString":""}} answered 500), so describe it as JSON, bounded.
+function describeHeaderValue(value: unknown): string {
+  return (JSON.stringify(value) ?? 'undefined').slice(0, 60);
 }
 
 // RFC 7515 §4.1.9: typ is case-insensitive and may omit the "application/" prefix.
