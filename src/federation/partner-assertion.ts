@@ -175,7 +175,7 @@ function partnerKeys(partner: Partner, now: Date): JWTVerifyGetKey {
 // An unverified header member may be any JSON value: String() of an object whose toString is not a function throws
 // (fuzzer finding: {"typ":{"toString":""}} answered 500), so describe it as JSON, bounded.
 function describeHeaderValue(value: unknown): string {
-  return (JSON.stringify(value) ?? 'undefined').slice(0, 60);
+  return (typeof value === 'string' ? value : (JSON.stringify(value) ?? 'undefined')).slice(0, 60);
 }
 
 // RFC 7515 §4.1.9: typ is case-insensitive and may omit the "application/" prefix.
