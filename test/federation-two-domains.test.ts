@@ -18,6 +18,7 @@ import {
   TOKEN_EXCHANGE,
   tempDir,
   writeTemp,
+  federatedClientArgs,
 } from './helpers/federation.ts';
 
 let dbA: TestDatabase;
@@ -31,22 +32,7 @@ const dir = tempDir();
 beforeAll(async () => {
   [dbA, dbB] = await Promise.all([createTestDatabase(), createTestDatabase()]);
   [a, b] = await Promise.all([startTestServer(dbA, { keyRefreshMs: 100 }), startTestServer(dbB, { keyRefreshMs: 100 })]);
-  const clientArgs = [
-    'client',
-    'add',
-    'val-ue',
-    '--public',
-    '--redirect-uri',
-    REDIRECT,
-    '--grant',
-    'authorization_code',
-    '--grant',
-    'refresh_token',
-    '--grant',
-    TOKEN_EXCHANGE,
-    '--grant',
-    JWT_BEARER,
-  ];
+  const clientArgs = federatedClientArgs('val-ue', REDIRECT);
 
   // Domain A: alice's home. Domain B knows alice only through its own service mapping.
   await cliOk(a.env, ['user', 'add', 'alice', '--password', 'alice-password-1']);

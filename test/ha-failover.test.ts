@@ -15,7 +15,7 @@ import { createKnex } from '../src/db/knex.ts';
 import { mintSecurityToken } from '../src/federation/security-token.ts';
 import { Browser } from './helpers/browser.ts';
 import { cli, cliOk } from './helpers/cli.ts';
-import { JWT_BEARER, TOKEN_EXCHANGE, ACCESS_TOKEN_TYPE, tempDir, writeTemp } from './helpers/federation.ts';
+import { JWT_BEARER, TOKEN_EXCHANGE, ACCESS_TOKEN_TYPE, tempDir, writeTemp, federatedClientArgs } from './helpers/federation.ts';
 import { pkceAuthorizationRequest } from './helpers/authorize.ts';
 import { freePort } from './helpers/net.ts';
 import { postgresBinaries, startReplicatedPair, type PgPair } from './helpers/pg-cluster.ts';
@@ -93,22 +93,7 @@ beforeAll(
 
     for (const u of USERS) await cliOk(env, ['user', 'add', u, '--password', PASSWORD]);
     await cliOk(env, ['service', 'grant', 'mcptt-1', ...USERS, 'remote-1', '--allow-unknown']);
-    await cliOk(env, [
-      'client',
-      'add',
-      'val-ue',
-      '--public',
-      '--redirect-uri',
-      REDIRECT,
-      '--grant',
-      'authorization_code',
-      '--grant',
-      'refresh_token',
-      '--grant',
-      TOKEN_EXCHANGE,
-      '--grant',
-      JWT_BEARER,
-    ]);
+    await cliOk(env, federatedClientArgs('val-ue', REDIRECT));
     await cliOk(env, ['client', 'add', 'val-web', '--public', '--redirect-uri', REDIRECT]);
     await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', MCX_SECRET, '--services', 'mcptt-1']);
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });

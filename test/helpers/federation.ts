@@ -20,6 +20,26 @@ export const REDIRECT = 'http://127.0.0.1:8123/cb';
 
 export const insecure = { execute: [oidc.allowInsecureRequests] };
 
+/** `client add` arguments of a public VAL client for the code flow and both inter-domain grants. */
+export function federatedClientArgs(clientId: string, redirectUri: string): string[] {
+  return [
+    'client',
+    'add',
+    clientId,
+    '--public',
+    '--redirect-uri',
+    redirectUri,
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--grant',
+    TOKEN_EXCHANGE,
+    '--grant',
+    JWT_BEARER,
+  ];
+}
+
 /** A public VAL client of `issuer` (openid-client configuration from discovery). */
 export function publicClient(issuer: string, clientId: string): Promise<oidc.Configuration> {
   return oidc.discovery(new URL(issuer), clientId, undefined, oidc.None(), insecure);

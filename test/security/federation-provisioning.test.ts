@@ -6,7 +6,7 @@ import { decodeJwt, exportJWK, type JWK } from 'jose';
 import { SECURITY_TOKEN_TYP } from '../../src/federation/security-token.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { ACCESS_TOKEN_TYPE, JWT_BEARER, JWT_TOKEN_TYPE, TOKEN_EXCHANGE, tempDir, writeTemp } from '../helpers/federation.ts';
+import { ACCESS_TOKEN_TYPE, JWT_BEARER, JWT_TOKEN_TYPE, TOKEN_EXCHANGE, tempDir, writeTemp, federatedClientArgs } from '../helpers/federation.ts';
 import { provisioningToken, valServerClient } from '../helpers/provisioning.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { forgeries, signEs256, signerFromJwk, type Signer } from './forge.ts';
@@ -28,22 +28,7 @@ beforeAll(async () => {
   const env = server.env;
   await cliOk(env, ['user', 'add', 'alice', '--password', PASSWORDS.alice]);
   await cliOk(env, ['service', 'grant', 'mcptt-1', 'alice']);
-  await cliOk(env, [
-    'client',
-    'add',
-    'val-ue',
-    '--public',
-    '--redirect-uri',
-    REDIRECT,
-    '--grant',
-    'authorization_code',
-    '--grant',
-    'refresh_token',
-    '--grant',
-    TOKEN_EXCHANGE,
-    '--grant',
-    JWT_BEARER,
-  ]);
+  await cliOk(env, federatedClientArgs('val-ue', REDIRECT));
   await cliOk(env, ['client', 'add', 'val-server-1', '--secret', 'val-server-secret-1', '--grant', 'client_credentials']);
   await cliOk(env, ['val-server', 'add', MCX, '--client-id', 'mcx', '--secret', 'mcx-secret-0123456789', '--services', 'mcptt-1']);
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
