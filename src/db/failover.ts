@@ -100,13 +100,17 @@ export class HostConnector {
         // Until the caller's own listeners are attached, a broken socket must not become an unhandled 'error'.
         client.on('error', (err) => this.#observe(client, err));
         client.on('end', () => (client.__knex__disposed ??= 'Connection ended unexpectedly'));
-        try {
-          await client.connect();
-        } catch (err) {
+        // A host that cannot be reached or asked is marked failed (tried last next time) and named in the refusal.
+        const unreachable = (err: unknown) => {
           driverError = err;
           this.#failed(i);
           why.push(`${hosts[i]!.label}: ${describe(err)}`);
           client.end().catch(() => {});
+        };
+        try {
+          await client.connect();
+        } catch (err) {
+          unreachable(err);
           continue;
         }
         if (want !== 'any') {
@@ -114,10 +118,7 @@ export class HostConnector {
           try {
             state = (await client.query<SessionState>(STATE_SQL)).rows[0]!;
           } catch (err) {
-            driverError = err;
-            this.#failed(i);
-            why.push(`${hosts[i]!.label}: ${describe(err)}`);
-            client.end().catch(() => {});
+            unreachable(err);
             continue;
           }
           if (!fits(want, state)) {
