@@ -167,8 +167,8 @@ export class PostgresAdapter implements Adapter {
 
   /** A refresh token, and its grant for the Grant adapter's find later in this request (one round trip instead of two). */
   async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
+    // A refresh token is a bearer value: its key is an HMAC, which never holds a NUL (findRow's check is for plain ids).
     const key = this.#key(id);
-    if (key.includes('\0')) return undefined;
     const name = companion ? 'oidc_payloads_find_with_grant_account' : 'oidc_payloads_find_with_grant';
     const row = (
       await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, name, FIND_WITH_GRANT, [this.#kind, key])
@@ -211,7 +211,7 @@ export class PostgresAdapter implements Adapter {
   /** Another request consumed (or removed) the record since oidc-provider read it unconsumed: this one is the replay. */
   async #lostRace(key: string): Promise<never> {
     const { rows } = await queryPrepared<{ grant_id: string }>(this.#db, 'oidc_payloads_revoke_grant_of', REVOKE_GRANT_OF, [this.#kind, key]);
-    const ctx = Provider.ctx;
+    const ctx = currentCtx();
     for (const { grant_id } of rows) ctx?.oidc.provider.emit('grant.revoked', ctx, grant_id);
     throw reuseError(this.#kind);
   }
