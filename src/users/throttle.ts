@@ -1,7 +1,8 @@
 // Login throttling per submitted VAL user ID and per source address, shared by all instances: each password check
-// is reserved by one atomic statement per key before it runs; one login form accepts one submission at a time.
+// is reserved by one atomic statement for all its keys before it runs; one login form accepts one submission at a time.
 import crypto from 'node:crypto';
 import type { Db } from '../db/knex.ts';
+import { queryPrepared } from '../db/prepared.ts';
 
 export type ThrottlePolicy = Readonly<{
   /** Attempts counted within this many seconds of the first one. */
@@ -39,60 +40,93 @@ export type HeldAttempt = { key: string; armedLock: string | null };
 
 export type Reservation = { allowed: true; held: HeldAttempt[] } | { allowed: false; retryAfter: number };
 
-// One statement decides and counts: a locked key is refused and left as it is; otherwise the attempt is counted
-// (a new window after windowSeconds) and, when it reaches the limit, locks the key at once, before the password is
-// checked, so parallel requests that arrive while it is being checked are refused (issue 10, item 1). The lock
-// doubles with each attempt beyond the limit. `last_allowed` carries the decision to RETURNING.
-const RESERVE = `
-  insert into login_attempts as a (key, attempts, window_start, locked_until, last_allowed)
-  values (:key, 1, now(), case when 1 >= :limit then now() + make_interval(secs => least(cast(:maxLock as double precision), :lock)) end, true)
-  on conflict (key) do update set
-    last_allowed = a.locked_until is null or a.locked_until <= now(),
-    attempts = case when a.locked_until > now() then a.attempts
-                    when a.window_start < now() - make_interval(secs => :window) then 1
-                    else a.attempts + 1 end,
-    window_start = case when a.locked_until > now() then a.window_start
-                        when a.window_start < now() - make_interval(secs => :window) then now()
-                        else a.window_start end,
-    locked_until = case when a.locked_until > now() then a.locked_until
-                        when a.window_start < now() - make_interval(secs => :window) then
-                          case when 1 >= :limit then now() + make_interval(secs => least(cast(:maxLock as double precision), :lock)) end
-                        when a.attempts + 1 >= :limit
-                          then now() + make_interval(secs => least(:maxLock, :lock * power(2, a.attempts + 1 - :limit)))
-                        else a.locked_until end
-  returning last_allowed as allowed,
-    cast(greatest(1, ceil(extract(epoch from locked_until - now()))) as integer) as retry_after,
-    case when last_allowed and attempts >= :limit then cast(extract(epoch from locked_until) as text) end as armed`;
+// One statement reserves a password check on every key of a login, or on none (issue 16: it was a transaction of one
+// statement per key). `held` locks the keys' existing rows in key order and sees the latest committed version of each;
+// if any is locked, nothing is counted and the refusal is answered from it. Otherwise every key is counted (a new window
+// after windowSeconds) and a key that reaches its limit is locked at once, before the password is checked, so parallel
+// requests that arrive while it is being checked are refused (issue 10, item 1). The lock doubles with each attempt
+// beyond the limit. `last_allowed` carries the per-key decision to RETURNING: it is false only for a key whose row was
+// created (and then locked) by other requests after this statement's snapshot, the one case `held` cannot see.
+// A key's limit comes from `input` (a CTE is in scope in ON CONFLICT's expressions; `excluded` holds table columns only).
+const LIMIT_OF = '(select i.lim from input i where i.key = a.key)';
+const RESERVE = `with input as (select k.key, k.lim, k.ord from unnest($1::text[], $2::int[]) with ordinality as k(key, lim, ord)),
+  held as (select a.key, a.locked_until from login_attempts a where a.key = any($1::text[]) order by a.key for update),
+  refused as (select key, locked_until from held where locked_until > now()),
+  counted as (
+    insert into login_attempts as a (key, attempts, window_start, locked_until, last_allowed)
+    select i.key, 1, now(), case when 1 >= i.lim then now() + make_interval(secs => least($5::double precision, $4::double precision)) end, true
+    from input i where not exists (select 1 from refused) order by i.key
+    on conflict (key) do update set
+      last_allowed = a.locked_until is null or a.locked_until <= now(),
+      attempts = case when a.locked_until > now() then a.attempts
+                      when a.window_start < now() - make_interval(secs => $3::double precision) then 1
+                      else a.attempts + 1 end,
+      window_start = case when a.locked_until > now() then a.window_start
+                          when a.window_start < now() - make_interval(secs => $3::double precision) then now()
+                          else a.window_start end,
+      locked_until = case when a.locked_until > now() then a.locked_until
+                          when a.window_start < now() - make_interval(secs => $3::double precision) then
+                            case when 1 >= ${LIMIT_OF} then now() + make_interval(secs => least($5::double precision, $4::double precision)) end
+                          when a.attempts + 1 >= ${LIMIT_OF}
+                            then now() + make_interval(secs => least($5::double precision, $4::double precision * power(2, a.attempts + 1 - ${LIMIT_OF})))
+                          else a.locked_until end
+    returning a.key, a.last_allowed, a.attempts, a.locked_until)
+  select i.key, coalesce(c.last_allowed, false) as counted,
+    case when r.key is not null or not c.last_allowed
+      then cast(greatest(1, ceil(extract(epoch from coalesce(r.locked_until, c.locked_until) - now()))) as integer) end as retry_after,
+    case when c.last_allowed and c.attempts >= i.lim then cast(extract(epoch from c.locked_until) as text) end as armed
+  from input i left join counted c on c.key = i.key left join refused r on r.key = i.key
+  order by i.ord`;
 
-class Refused extends Error {
-  readonly retryAfter: number;
-  constructor(retryAfter: number) {
-    super('login attempt refused');
-    this.retryAfter = retryAfter;
+// The release of a successful sign-in's reservations, in one statement; rows locked in key order, as RESERVE does.
+const RELEASE = `with target as (select a.key from login_attempts a where a.key = any($1::text[]) order by a.key for update)
+  update login_attempts a set
+    attempts = greatest(a.attempts - 1, 0),
+    window_start = case when a.attempts <= 1 then '-infinity' else a.window_start end,
+    locked_until = case when cast(extract(epoch from a.locked_until) as text) = h.armed then null else a.locked_until end
+  from unnest($1::text[], $2::text[]) as h(key, armed)
+  where a.key = h.key and a.key in (select key from target)`;
+
+/**
+ * Runs one statement again when PostgreSQL broke a deadlock by aborting it (40P01): the statement left nothing
+ * behind, so running it again is the same request. RESERVE takes its locks in key order, but a row created by another
+ * request between its lock phase and its insert phase can still close a cycle.
+ */
+async function withDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '40P01' || attempt >= 3) throw err;
+    }
   }
 }
 
 /**
- * Reserves one password check on every key (in order) or on none: refused on any key, the transaction rolls back
- * the reservations already made, so a request refused by the address lock does not use up the user's attempts.
+ * Reserves one password check on every key or on none: refused on any key, no key is counted, so a request refused
+ * by the address lock does not use up the user's attempts. One statement (RESERVE).
  */
 export async function reserveAttempt(db: Db, keys: { key: string; limit: number }[], policy: ThrottlePolicy): Promise<Reservation> {
-  try {
-    const held = await db.transaction(async (trx) => {
-      const taken: HeldAttempt[] = [];
-      for (const { key, limit } of keys) {
-        const { rows } = await trx.raw(RESERVE, { key, limit, window: policy.windowSeconds, lock: policy.lockSeconds, maxLock: policy.maxLockSeconds });
-        const row = rows[0] as { allowed: boolean; retry_after: number; armed: string | null };
-        if (!row.allowed) throw new Refused(row.retry_after);
-        taken.push({ key, armedLock: row.armed });
-      }
-      return taken;
-    });
-    return { allowed: true, held };
-  } catch (err) {
-    if (err instanceof Refused) return { allowed: false, retryAfter: err.retryAfter };
-    throw err;
-  }
+  const { rows } = await withDeadlockRetry(() =>
+    queryPrepared<{ key: string; counted: boolean; retry_after: number | null; armed: string | null }>(db, 'login_attempts_reserve', RESERVE, [
+      keys.map((k) => k.key),
+      keys.map((k) => k.limit),
+      policy.windowSeconds,
+      policy.lockSeconds,
+      policy.maxLockSeconds,
+    ]),
+  );
+  const refusals = rows.filter((r) => r.retry_after !== null).map((r) => r.retry_after!);
+  if (refusals.length === 0) return { allowed: true, held: rows.map((r) => ({ key: r.key, armedLock: r.armed })) };
+  // Only when a key was locked by rows created after RESERVE's snapshot were the other keys counted: give them back.
+  const counted = rows.filter((r) => r.counted);
+  if (counted.length > 0)
+    await releaseAttempt(
+      db,
+      counted.map((r) => ({ key: r.key, armedLock: r.armed })),
+    );
+  // The longest lock: trying again any sooner would be refused by it.
+  return { allowed: false, retryAfter: Math.max(...refusals) };
 }
 
 /**
@@ -102,16 +136,8 @@ export async function reserveAttempt(db: Db, keys: { key: string; limit: number 
  * recently used VAL user ID and an unknown one answer alike (issue 10, item 9).
  */
 export async function releaseAttempt(db: Db, held: HeldAttempt[]): Promise<void> {
-  for (const { key, armedLock } of held) {
-    await db.raw(
-      `update login_attempts set
-         attempts = greatest(attempts - 1, 0),
-         window_start = case when attempts <= 1 then '-infinity' else window_start end,
-         locked_until = case when cast(extract(epoch from locked_until) as text) = :armed then null else locked_until end
-       where key = :key`,
-      { key, armed: armedLock },
-    );
-  }
+  if (held.length === 0) return;
+  await withDeadlockRetry(() => queryPrepared(db, 'login_attempts_release', RELEASE, [held.map((h) => h.key), held.map((h) => h.armedLock)]));
 }
 
 /** Seconds a marker of an unfinished submission lasts (a worker that dies mid-check must not block the form for good). */
