@@ -3,7 +3,7 @@ import { errors, type Account, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
 import { standingColumnsSql, standingFromColumns } from '../provisioning/store.ts';
 import { eligibilityOf, eligibleServices, tokenEligibility, type Eligibility } from '../users/eligibility.ts';
-import { readWithRefreshTokens } from './adapter.ts';
+import { readAccountsWithRecords } from './adapter.ts';
 
 // One lookup per request even though findAccount, extraTokenClaims and the grants all need it.
 const perRequest = new WeakMap<object, Map<string, Promise<Eligibility>>>();
@@ -17,9 +17,10 @@ export function eligibilityForRequest(ctx: object, db: Db, valUserId: string): P
   return answer;
 }
 
-// A refresh grant's account is read with its refresh token and grant (one round trip, issue 16): the answer is the
-// same rule's (eligibilityOf) on the same columns, kept for this request like any other.
-readWithRefreshTokens({
+// The account of a refresh token's or a code's grant is read with the token and its grant, and the account of a login
+// result with its interaction at the resume step (one round trip each, issue 16): the answer is the same rule's
+// (eligibilityOf) on the same columns, kept for this request like any other.
+readAccountsWithRecords({
   columns: standingColumnsSql,
   use: (ctx, accountId, row) => {
     let cache = perRequest.get(ctx);

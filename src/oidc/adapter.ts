@@ -23,26 +23,48 @@ const REVOKE_GRANT_OF = `with spent as (select grant_id from ${TABLE} where kind
   revoked as (delete from ${TABLE} where grant_id in (select grant_id from spent) or (kind = 'Grant' and id in (select grant_id from spent)))
   select grant_id from spent`;
 
-// A refresh grant reads its refresh token, then the token's grant (oidc-provider's validateGrant): one round trip for
-// both (issue 16). The grant is read in the same snapshot as the token and handed to the Grant adapter's find within
-// the same request only (takePrefetchedGrant).
-const findWithGrant = (extraColumns: string) => `select r.payload, r.consumed_at, r.grant_id, g.payload as grant_payload${extraColumns} from ${TABLE} r
-  left join ${TABLE} g on g.kind = 'Grant' and g.id = r.grant_id and (g.expires_at is null or g.expires_at > now())
-  where r.kind = $1 and r.id = $2 and (r.expires_at is null or r.expires_at > now())`;
-let FIND_WITH_GRANT = findWithGrant('');
+// Reads of a record together with what oidc-provider asks for next in the same request, one round trip each (issue 16):
+// - a refresh token or an authorization code, with its grant (validateGrant) and the grant's account (findAccount);
+//   a code also with its session (the session binding check of a code that expires with the session);
+// - an interaction at the resume step, with the account its login result names (findAccount).
+// What comes with the record is read in the same snapshot and handed to the Grant and Session adapters' finds and to
+// findAccount within the same request only (takePrefetched, AccountCompanion.use).
+const NOT_EXPIRED = (t: string) => `(${t}.expires_at is null or ${t}.expires_at > now())`;
+const grantSourceSql = (withSession: boolean, accountColumns: string) => `select r.payload, r.consumed_at, r.grant_id, g.payload as grant_payload${
+  withSession ? ', s.uid as session_uid, s.payload as session_payload, s.consumed_at as session_consumed_at' : ''
+}${accountColumns} from ${TABLE} r
+  left join ${TABLE} g on g.kind = 'Grant' and g.id = r.grant_id and ${NOT_EXPIRED('g')}${
+    withSession ? `\n  left join ${TABLE} s on s.kind = 'Session' and s.uid = r.payload->>'sessionUid' and ${NOT_EXPIRED('s')}` : ''
+  }
+  where r.kind = $1 and r.id = $2 and ${NOT_EXPIRED('r')}`;
+const interactionSql = (accountColumns: string) => `select r.payload, r.consumed_at${accountColumns} from ${TABLE} r
+  where r.kind = $1 and r.id = $2 and ${NOT_EXPIRED('r')}`;
+const GRANT_ACCOUNT = "(g.payload->>'accountId')";
+const LOGIN_ACCOUNT = "(r.payload->'result'->'login'->>'accountId')";
+
+/** The statements (name, text) of these reads: with the account's columns once src/oidc/account.ts has said which. */
+function readsWith(c: AccountCompanion | undefined) {
+  const suffix = c ? '_account' : '';
+  const columns = (expr: string) => (c ? `, ${c.columns(expr)}` : '');
+  return {
+    refreshToken: { name: `oidc_payloads_find_with_grant${suffix}`, text: grantSourceSql(false, columns(GRANT_ACCOUNT)) },
+    code: { name: `oidc_payloads_find_code${suffix}`, text: grantSourceSql(true, columns(GRANT_ACCOUNT)) },
+    interaction: { name: `oidc_payloads_find_interaction${suffix}`, text: interactionSql(columns(LOGIN_ACCOUNT)) },
+  };
+}
+let READS = readsWith(undefined);
 
 /**
- * What else the read of a refresh token returns about the grant's account, in the same round trip: the next thing the
- * refresh grant asks is findAccount (oidc-provider's validateAccount). `columns` gets the SQL expression of the
- * account id; `use` receives the row within the request. Set once per process by src/oidc/account.ts (this module
- * cannot import the stores that own those tables: they import it).
+ * What else these reads return about an account, in the same round trip: the next thing the grant (or the resume step)
+ * asks is findAccount. `columns` gets the SQL expression of the account id; `use` receives the row within the request.
+ * Set once per process by src/oidc/account.ts (this module cannot import the stores that own those tables: they import it).
  */
-export type RefreshTokenCompanion = { columns: (accountIdExpr: string) => string; use: (ctx: object, accountId: string, row: Record<string, unknown>) => void };
-let companion: RefreshTokenCompanion | undefined;
+export type AccountCompanion = { columns: (accountIdExpr: string) => string; use: (ctx: object, accountId: string, row: Record<string, unknown>) => void };
+let companion: AccountCompanion | undefined;
 
-export function readWithRefreshTokens(c: RefreshTokenCompanion): void {
+export function readAccountsWithRecords(c: AccountCompanion): void {
   companion = c;
-  FIND_WITH_GRANT = findWithGrant(`, ${c.columns("(g.payload->>'accountId')")}`);
+  READS = readsWith(c);
 }
 // Rotation in one statement (issue 16): the spent refresh token is consumed by CONSUME's condition and its successor is
 // stored only if that consume won. Of parallel refreshes of one token exactly one inserts (the others' update waits for
@@ -56,9 +78,9 @@ const CONSUME_AND_UPSERT = `with spent as (update ${TABLE} set consumed_at = now
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
-// Per request (keyed by oidc-provider's request context): grants read together with a refresh token, and the refresh
-// token whose consume waits for its successor's insert.
-const prefetchedGrants = new WeakMap<object, Map<string, AdapterPayload | undefined>>();
+// Per request (keyed by oidc-provider's request context): grants and sessions read together with a refresh token or a
+// code, and the refresh token whose consume waits for its successor's insert.
+const prefetched = new WeakMap<object, Map<string, Row | undefined>>();
 const pendingConsumes = new WeakMap<object, { kind: string; key: string }>();
 
 /** The refresh grant of oidc-provider (lib/actions/grants/refresh_token.js): consume() is followed by the successor's save(), nothing in between. */
@@ -70,14 +92,20 @@ function currentCtx() {
   return Provider.ctx;
 }
 
-/** The grant read with this request's refresh token, once (a later find reads the table again). */
-function takePrefetchedGrant(grantId: string): { payload: AdapterPayload | undefined } | undefined {
+function prefetch(ctx: object, what: string, row: Row | undefined): void {
+  let rows = prefetched.get(ctx);
+  if (!rows) prefetched.set(ctx, (rows = new Map()));
+  rows.set(what, row);
+}
+
+/** A record read earlier in this request by a statement that also read it (`what`: `Grant:<id>`, `Session.uid:<uid>`), once. */
+function takePrefetched(what: string): { row: Row | undefined } | undefined {
   const ctx = currentCtx();
-  const grants = ctx && prefetchedGrants.get(ctx);
-  if (!grants?.has(grantId)) return undefined;
-  const payload = grants.get(grantId);
-  grants.delete(grantId);
-  return { payload };
+  const rows = ctx && prefetched.get(ctx);
+  if (!rows?.has(what)) return undefined;
+  const row = rows.get(what);
+  rows.delete(what);
+  return { row };
 }
 
 /**
@@ -158,35 +186,58 @@ export class PostgresAdapter implements Adapter {
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
     if (this.#kind === 'Grant') {
-      const prefetched = takePrefetchedGrant(id);
-      if (prefetched) return prefetched.payload;
+      const read = takePrefetched(`Grant:${id}`);
+      if (read) return read.row && this.#fromRow(read.row, id);
     }
-    if (this.#kind === 'RefreshToken') return this.#findWithGrant(id);
+    if (this.#kind === 'RefreshToken') return this.#findWithGrant(id, READS.refreshToken);
+    if (this.#kind === 'AuthorizationCode') return this.#findWithGrant(id, READS.code);
+    if (this.#kind === 'Interaction' && currentCtx()?.oidc?.route === 'resume') return this.#findInteractionWithAccount(id);
     return this.#findBy('id', id);
   }
 
-  /** A refresh token, and its grant for the Grant adapter's find later in this request (one round trip instead of two). */
-  async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
-    // A refresh token is a bearer value: its key is an HMAC, which never holds a NUL (findRow's check is for plain ids).
-    const key = this.#key(id);
-    const name = companion ? 'oidc_payloads_find_with_grant_account' : 'oidc_payloads_find_with_grant';
-    const row = (
-      await queryPrepared<Row & { grant_id: string | null; grant_payload: AdapterPayload | null }>(this.#db, name, FIND_WITH_GRANT, [this.#kind, key])
-    ).rows[0];
+  /**
+   * A refresh token or a code, and its grant (and a code's session) for the Grant and Session adapters' finds later in
+   * this request, with the grant's account for findAccount: one round trip instead of three or four.
+   */
+  async #findWithGrant(id: string, read: { name: string; text: string }): Promise<AdapterPayload | undefined> {
+    // A bearer value: its key is an HMAC, which never holds a NUL (findRow's check is for plain ids).
+    type Joined = Row & { grant_id: string | null; grant_payload: AdapterPayload | null; session_uid?: string | null };
+    const row = (await queryPrepared<Joined & Record<string, unknown>>(this.#db, read.name, read.text, [this.#kind, this.#key(id)])).rows[0];
     if (!row) return undefined;
     const ctx = currentCtx();
     if (ctx && row.grant_id) {
-      let grants = prefetchedGrants.get(ctx);
-      if (!grants) prefetchedGrants.set(ctx, (grants = new Map()));
-      grants.set(row.grant_id, row.grant_payload ?? undefined);
+      prefetch(ctx, `Grant:${row.grant_id}`, row.grant_payload ? { payload: row.grant_payload, consumed_at: null } : undefined);
       const accountId = row.grant_payload?.accountId;
       if (companion && typeof accountId === 'string') companion.use(ctx, accountId, row);
     }
-    const payload = openPayload(this.#keys!, this.#kind, row.payload, id);
+    const sessionUid = row.payload.sessionUid;
+    if (ctx && 'session_uid' in row && typeof sessionUid === 'string') {
+      const session = row.session_uid ? { payload: row.session_payload as AdapterPayload, consumed_at: row.session_consumed_at as Date | null } : undefined;
+      prefetch(ctx, `Session.uid:${sessionUid}`, session);
+    }
+    return this.#fromRow(row, id);
+  }
+
+  /** An interaction at the resume step, with the standing of the account its login result names (findAccount's next). */
+  async #findInteractionWithAccount(id: string): Promise<AdapterPayload | undefined> {
+    const read = READS.interaction;
+    const row = (await queryPrepared<Row & Record<string, unknown>>(this.#db, read.name, read.text, [this.#kind, this.#key(id)])).rows[0];
+    if (!row) return undefined;
+    const ctx = currentCtx();
+    const accountId = (row.payload.result as { login?: { accountId?: unknown } } | undefined)?.login?.accountId;
+    if (ctx && companion && typeof accountId === 'string') companion.use(ctx, accountId, row);
+    return this.#fromRow(row, id);
+  }
+
+  /** oidc-provider's record from a stored row; `id` is the presented id when the row was found by it. */
+  #fromRow(row: Row, id: string | undefined): AdapterPayload {
+    const payload = this.#hashed ? openPayload(this.#keys!, this.#kind, row.payload, id) : row.payload;
     return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const read = takePrefetched(`${this.#kind}.uid:${uid}`);
+    if (read) return read.row && this.#fromRow(read.row, undefined);
     return this.#findBy('uid', uid);
   }
 
@@ -229,9 +280,7 @@ export class PostgresAdapter implements Adapter {
 
   async #findBy(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
     const row = await findRow(this.#db, this.#kind, column, column === 'uid' ? value : this.#key(value));
-    if (!row) return undefined;
-    const payload = this.#hashed ? openPayload(this.#keys!, this.#kind, row.payload, column === 'id' ? value : undefined) : row.payload;
-    return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
+    return row && this.#fromRow(row, column === 'id' ? value : undefined);
   }
 }
 
