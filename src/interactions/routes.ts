@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import { errors } from 'oidc-provider';
+import { errors, type InteractionResults } from 'oidc-provider';
 import { readForm } from '../http/body.ts';
 import { renderErrorPage } from '../http/errors.ts';
 import { canonicalId } from '../users/ids.ts';
@@ -87,10 +87,7 @@ async function answerLogin(ctx: Context, deps: InteractionDeps, details: Details
     return;
   }
   if (result.kind === 'refused') {
-    await deps
-      .provider()
-      .interactionFinished(ctx.req, ctx.res, { error: result.error, error_description: result.description }, { mergeWithLastSubmission: false });
-    ctx.respond = false;
+    await finishInteraction(ctx, details, { error: result.error, error_description: result.description });
     return;
   }
   // prompt=consent (OIDC Core §11, needed for offline_access) is answered in the same step: consent is implicit.
@@ -99,14 +96,21 @@ async function answerLogin(ctx: Context, deps: InteractionDeps, details: Details
     .includes('consent')
     ? { consent: {} }
     : {};
-  await deps
-    .provider()
-    .interactionFinished(
-      ctx.req,
-      ctx.res,
-      { login: { accountId: result.valUserId, ...PASSWORD_LOGIN, amr: [...PASSWORD_LOGIN.amr] }, ...consent },
-      { mergeWithLastSubmission: false },
-    );
+  await finishInteraction(ctx, details, { login: { accountId: result.valUserId, ...PASSWORD_LOGIN, amr: [...PASSWORD_LOGIN.amr] }, ...consent });
+}
+
+/**
+ * Stores the login's result on the interaction and sends the browser back to oidc-provider: what interactionFinished
+ * does without mergeWithLastSubmission, on the interaction this request has already read (interactionFinished reads it
+ * again, one statement more per login, issue 16). The resume step checks the interaction and the session as before.
+ */
+async function finishInteraction(ctx: Context, details: Details, result: InteractionResults): Promise<void> {
+  details.result = result;
+  await details.persist();
+  ctx.res.statusCode = 303;
+  ctx.res.setHeader('Location', details.returnTo);
+  ctx.res.setHeader('Content-Length', '0');
+  ctx.res.end();
   ctx.respond = false;
 }
 
