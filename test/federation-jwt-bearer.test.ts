@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { serversHeardChanges, startTestServer, type TestServer } from './helpers/server.ts';
 import { cliOk } from './helpers/cli.ts';
 import {
   ACCESS_TOKEN_TYPE,
@@ -21,6 +21,7 @@ import {
 } from './helpers/federation.ts';
 import { mintSecurityToken, SECURITY_TOKEN_TYP } from '../src/federation/security-token.ts';
 import { sweepSeenSecurityTokens } from '../src/federation/replay.ts';
+import { statementsExecuted } from '../src/db/statement-count.ts';
 
 // Home S-IdMS played by the test: one publishing a JWKS, one known by an X.509 certificate.
 const HOME = 'https://idms.home.example.org';
@@ -294,5 +295,78 @@ describe('other refusals at the partner S-IdMS', () => {
     expect(await sweepSeenSecurityTokens(database.db)).toBeGreaterThanOrEqual(1);
     expect(await database.db('seen_security_tokens').where({ jti: 'long-gone' }).first()).toBeUndefined();
     expect(await database.db('seen_security_tokens').where({ jti: 'still-needed' }).first()).toBeDefined();
+  });
+});
+
+/** The audit events of the partner side written while `request` ran (refused or not). */
+async function eventsDuring(request: () => Promise<unknown>) {
+  const { max } = (await database.db('audit_events').max('id as max').first()) as { max: string | null };
+  await request().catch(() => {});
+  return database
+    .db('audit_events')
+    .where({ action: ACCEPT })
+    .where('id', '>', max ?? 0)
+    .orderBy('id')
+    .select('actor', 'subject', 'result', 'details');
+}
+
+describe('the eligibility read spends the token and writes the success event (issue 16: one round trip)', () => {
+  const accepted = (subject: string, assertion: string, partner = HOME) => [
+    { actor: 'val-ue', subject, result: 'success', details: { grant: JWT_BEARER, partner, jti: decodeJwt(assertion).jti } },
+  ];
+  const refused = (subject: string, assertion: string, error: string, reason: string, partner = HOME) => [
+    { actor: 'val-ue', subject, result: 'failure', details: { grant: JWT_BEARER, partner, jti: decodeJwt(assertion).jti, error, reason } },
+  ];
+
+  test('a successful grant is one statement', async () => {
+    let fewest = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const assertion = await securityToken();
+      const before = statementsExecuted();
+      await bearer(assertion);
+      fewest = Math.min(fewest, statementsExecuted() - before);
+    }
+    expect(fewest).toBe(1);
+  });
+
+  test('the policy is decided before the replay: a refused user does not spend the token', async () => {
+    const assertion = await securityToken('dave');
+    const disabled = 'the VAL user is disabled in this domain';
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(refused('dave', assertion, 'access_denied', disabled));
+    await cliOk(server.env, ['user', 'enable', 'dave']);
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(accepted('dave', assertion));
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(refused('dave', assertion, 'invalid_grant', 'replay: jti already used'));
+    // A spent token of a user disabled since is refused for the user, as the policy comes first.
+    await cliOk(server.env, ['user', 'disable', 'dave']);
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(refused('dave', assertion, 'access_denied', disabled));
+  });
+
+  test("a partner that may not vouch for local users: a local user's token is refused and not spent", async () => {
+    await cliOk(server.env, ['user', 'add', 'hank', '--password', 'hank-password-1']);
+    await cliOk(server.env, ['service', 'grant', 'b-ptt', 'hank']);
+    const assertion = await craft({ iss: HOME_CERT, sub: 'hank', val_user_id: 'hank' }, {}, homeCert);
+    const reason = 'the VAL user is a local user of this domain; this partner may not vouch for local users';
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(refused('hank', assertion, 'access_denied', reason, HOME_CERT));
+    await cliOk(server.env, ['partner', 'update', HOME_CERT, '--allow-local-users']);
+    await serversHeardChanges();
+    expect(await eventsDuring(() => bearer(assertion))).toEqual(accepted('hank', assertion, HOME_CERT));
+    await cliOk(server.env, ['partner', 'update', HOME_CERT, '--no-allow-local-users']);
+    await serversHeardChanges();
+  });
+
+  test('a partner whose policy lists VAL services: the same decisions, the spend after the read', async () => {
+    const listed = 'https://idms.listed.example.org';
+    const key = generateSigner('l-1');
+    await cliOk(server.env, ['partner', 'add', listed, '--jwks', '-', '--services', 'b-data'], JSON.stringify(publicJwksOf(key)));
+    await cliOk(server.env, ['service', 'grant', 'b-ptt', 'walt', '--allow-unknown']);
+    await serversHeardChanges();
+    const forWalt = await craft({ iss: listed, sub: 'walt', val_user_id: 'walt' }, {}, key);
+    const reason = 'none of the VAL services provisioned here for the VAL user is allowed for this partner';
+    expect(await eventsDuring(() => bearer(forWalt))).toEqual(refused('walt', forWalt, 'access_denied', reason, listed));
+    await cliOk(server.env, ['service', 'grant', 'b-data', 'walt', '--allow-unknown']);
+    let issued: string | undefined;
+    expect(await eventsDuring(async () => (issued = (await bearer(forWalt)).access_token))).toEqual(accepted('walt', forWalt, listed));
+    expect(decodeJwt(issued!).val_service_ids).toEqual(['b-data']);
+    expect(await eventsDuring(() => bearer(forWalt))).toEqual(refused('walt', forWalt, 'invalid_grant', 'replay: jti already used', listed));
   });
 });

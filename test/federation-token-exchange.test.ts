@@ -1,9 +1,11 @@
 // Home S-IdMS side of inter-domain authorization: RFC 8693 token exchange of a VAL user's access token for a partner's security token.
+import crypto from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { cli, cliOk } from './helpers/cli.ts';
+import { statementsExecuted } from '../src/db/statement-count.ts';
 import {
   ACCESS_TOKEN_TYPE,
   exchangeForPartner,
@@ -299,5 +301,89 @@ describe('partner CLI input checks', () => {
     const list = await cliOk(server.env, ['partner', 'list']);
     expect(list).toContain(`${PARTNER_B}\tjwks k1 ES256`);
     expect(list).not.toContain('p.example.org');
+  });
+});
+
+/** The audit events of token exchange written while `request` ran (refused or not). */
+async function eventsDuring(request: () => Promise<unknown>) {
+  const { max } = (await database.db('audit_events').max('id as max').first()) as { max: string | null };
+  await request().catch(() => {});
+  return database
+    .db('audit_events')
+    .where({ action: ISSUE })
+    .where('id', '>', max ?? 0)
+    .orderBy('id')
+    .select('actor', 'subject', 'result', 'details');
+}
+
+/** The fewest statements the server sent for one of `runs` requests (a change-feed statement may fall into one). */
+async function fewestStatements(runs: number, request: () => Promise<unknown>): Promise<number> {
+  let fewest = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const before = statementsExecuted();
+    await request();
+    fewest = Math.min(fewest, statementsExecuted() - before);
+  }
+  return fewest;
+}
+
+describe('the eligibility read writes the success event (issue 16: one round trip)', () => {
+  test('a successful exchange is one statement', async () => {
+    const tokens = await login(ue, 'alice', 'alice-password-1');
+    await exchangeForPartner(ue, tokens.access_token, PARTNER_B); // the revocation check is cached after the first
+    expect(await fewestStatements(5, () => exchangeForPartner(ue, tokens.access_token, PARTNER_B))).toBe(1);
+  });
+
+  test('one event per request: the success with the issued jti, a refusal with its reason and no jti', async () => {
+    await cliOk(server.env, ['user', 'add', 'gail', '--password', 'gail-password-1']);
+    await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'gail']);
+    const tokens = await login(ue, 'gail', 'gail-password-1');
+    let issued: string | undefined;
+    const success = { actor: 'val-ue', subject: 'gail', result: 'success' };
+    expect(await eventsDuring(async () => (issued = (await exchangeForPartner(ue, tokens.access_token, PARTNER_B)).access_token))).toEqual([
+      { ...success, details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, jti: decodeJwt(issued!).jti } },
+    ]);
+
+    await cliOk(server.env, ['user', 'disable', 'gail']);
+    const refusal = { grant: TOKEN_EXCHANGE, partner: PARTNER_B, error: 'invalid_grant', reason: 'the VAL user is unknown or disabled' };
+    expect(await eventsDuring(() => exchangeForPartner(ue, tokens.access_token, PARTNER_B))).toEqual([{ ...success, result: 'failure', details: refusal }]);
+    await cliOk(server.env, ['user', 'enable', 'gail']);
+    await cliOk(server.env, ['service', 'revoke', 'mcptt-1', 'gail']);
+    expect(await eventsDuring(() => exchangeForPartner(ue, tokens.access_token, PARTNER_B))).toEqual([
+      { ...success, result: 'failure', details: { ...refusal, reason: 'the VAL user is no longer provisioned for any VAL service' } },
+    ]);
+    await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'gail']);
+    expect(await eventsDuring(async () => (issued = (await exchangeForPartner(ue, tokens.access_token, PARTNER_B)).access_token))).toEqual([
+      { ...success, details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, jti: decodeJwt(issued!).jti } },
+    ]);
+  });
+
+  test("a partner domain's user known here only by a mapping is refused, without a success event", async () => {
+    await cliOk(server.env, ['service', 'grant', 'mcptt-1', 'victor', '--allow-unknown']);
+    const { kid, key } = await serverSigningKey(database.db);
+    const alice = await login(ue, 'alice', 'alice-password-1');
+    const claims = { ...decodeJwt(alice.access_token), sub: 'victor', jti: crypto.randomUUID() };
+    const victor = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' }).sign(key);
+    const events = await eventsDuring(() => exchangeForPartner(ue, victor, PARTNER_B));
+    expect(events).toEqual([
+      {
+        actor: 'val-ue',
+        subject: 'victor',
+        result: 'failure',
+        details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, error: 'invalid_grant', reason: 'the VAL user is unknown or disabled' },
+      },
+    ]);
+  });
+
+  test('an access token without a grant is exchanged on its VAL user alone, as before', async () => {
+    const { kid, key } = await serverSigningKey(database.db);
+    const alice = await login(ue, 'alice', 'alice-password-1');
+    const claims: Record<string, unknown> = { ...decodeJwt(alice.access_token), jti: crypto.randomUUID() };
+    delete claims.grant_id;
+    const token = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' }).sign(key);
+    let issued: string | undefined;
+    expect(await eventsDuring(async () => (issued = (await exchangeForPartner(ue, token, PARTNER_B)).access_token))).toEqual([
+      { actor: 'val-ue', subject: 'alice', result: 'success', details: { grant: TOKEN_EXCHANGE, partner: PARTNER_B, jti: decodeJwt(issued!).jti } },
+    ]);
   });
 });

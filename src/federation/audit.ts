@@ -1,6 +1,10 @@
 // Audit of inter-domain grants: one event per request, success or refusal, on the home and on the partner side.
-import { recordAudit, type AuditEvent } from '../audit/store.ts';
+import { auditInsertSql, auditValues, recordAudit, type AuditEvent } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
+import { queryPrepared } from '../db/prepared.ts';
+import { userStandingFromRow, userStandingSql, type UserStandingRow } from '../provisioning/store.ts';
+import type { UserStatus } from '../users/store.ts';
+import { conditionalStatement } from './replay.ts';
 
 export const AUDIT_ISSUE = 'federation.security_token.issue';
 export const AUDIT_ACCEPT = 'federation.security_token.accept';
@@ -48,4 +52,38 @@ export async function withFederationAudit(db: Db, actor: string, trail: Federati
     throw err;
   }
   if (!trail.audited) await recordAudit(db, federationSuccessEvent(actor, trail));
+}
+
+const auditStatements = new Map<string, { name: string; text: string }>();
+
+/**
+ * A VAL user's standing and whether the grant `grantId` is live, read by the statement that also writes `event` when
+ * the standing meets `condition` (eligibilityConditionSql, src/users/eligibility.ts): token exchange's read and
+ * success event in one round trip (issue 16). Without an event, the read alone (same statement). `audited`: the event
+ * was written; when it was not and the caller accepts the user after all, withFederationAudit writes it as before.
+ */
+export async function readStandingAndAudit(
+  db: Db,
+  valUserId: string,
+  grantId: string | undefined,
+  condition: string,
+  event: AuditEvent | undefined,
+): Promise<{ standing: UserStandingRow; audited: boolean }> {
+  const { name, text } = conditionalStatement(
+    auditStatements,
+    'standing_audit',
+    condition,
+    (
+      when,
+    ) => `with standing as (${userStandingSql('$1', '$2::text')}), audited as (${auditInsertSql(4, `from standing where $3::boolean and ${when}`)} returning 1)
+      select status, services, grant_live, exists(select 1 from audited) as audited from standing`,
+  );
+  const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean; audited: boolean }>(db, name, text, [
+    valUserId,
+    grantId ?? null,
+    event !== undefined,
+    ...(event ? auditValues(event) : [null, null, null, null, null]),
+  ]);
+  const row = rows[0]!;
+  return { standing: userStandingFromRow(row), audited: row.audited };
 }

@@ -7,7 +7,8 @@ import type { Caches } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { canonicalId, unsafeTextReason } from '../users/ids.ts';
 import { findPartner, PARTNER_ALGS, type Partner } from './partners.ts';
-import { rememberSecurityToken, securityTokenReplayKey } from './replay.ts';
+import type { UserStandingRow } from '../provisioning/store.ts';
+import { readStandingAndSpend, rememberSecurityToken, securityTokenReplayKey } from './replay.ts';
 import { SECURITY_TOKEN_TYP } from './security-token.ts';
 
 /** Clock-skew leeway on exp, iat and nbf: at most 30 s (TS 33.180 table B.8-1, `exp`). */
@@ -142,14 +143,36 @@ export async function verifyPartnerAssertion(db: Db, caches: Caches, token: stri
  * its exp check refuses it anyway). Throws AssertionRejected on a replay.
  */
 export async function spendPartnerAssertion(db: Db, verified: VerifiedAssertion, audit?: AuditEvent): Promise<void> {
-  const keepUntil = new Date((verified.exp + CLOCK_SKEW_SECONDS) * 1000);
   // `audit`: the event of the token's acceptance, written by the same statement exactly when the token is spent.
-  if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil, audit))) {
-    throw new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', {
-      iss: verified.partner.issuer,
-      jti: verified.jti,
-    });
-  }
+  if (!(await rememberSecurityToken(db, verified.partner.issuer, verified.replayKey, keepUntil(verified), audit))) throw replayRejected(verified);
+}
+
+/**
+ * The standing of the token's VAL user and, when it meets `condition` (eligibilityConditionSql), the spend of the
+ * token with `audit`, in one statement (issue 16). `spent`: true when spent now, false on a replay (throw
+ * replayRejected), undefined when the standing did not meet the condition and nothing was tried.
+ */
+export async function readStandingAndSpendAssertion(
+  db: Db,
+  verified: VerifiedAssertion,
+  condition: string,
+  audit: AuditEvent,
+): Promise<{ standing: UserStandingRow; spent: boolean | undefined }> {
+  const token = { issuer: verified.partner.issuer, key: verified.replayKey, keepUntil: keepUntil(verified) };
+  const { standing, tried, spent } = await readStandingAndSpend(db, verified.valUserId, condition, token, audit);
+  return { standing, spent: tried ? spent : undefined };
+}
+
+export function replayRejected(verified: VerifiedAssertion): AssertionRejected {
+  return new AssertionRejected(verified.jti !== undefined ? 'replay: jti already used' : 'replay: token already used', {
+    iss: verified.partner.issuer,
+    jti: verified.jti,
+  });
+}
+
+// Remembered until exp plus the leeway, after which its exp check refuses it anyway.
+function keepUntil(verified: VerifiedAssertion): Date {
+  return new Date((verified.exp + CLOCK_SKEW_SECONDS) * 1000);
 }
 
 // The key set of a partner record, per record object: jose imports each JWK once per set, so a set per request imported

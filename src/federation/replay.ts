@@ -3,6 +3,8 @@ import crypto from 'node:crypto';
 import { auditInsertSql, auditValues, type AuditEvent } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { queryPrepared } from '../db/prepared.ts';
+import { userStandingFromRow, userStandingSql, type UserStandingRow } from '../provisioning/store.ts';
+import type { UserStatus } from '../users/store.ts';
 
 const REMEMBER = `insert into seen_security_tokens (issuer, jti, expires_at) values ($1, $2, $3) on conflict (issuer, jti) do nothing returning jti`;
 // With the grant's success event (issue 16: one round trip for replay check and audit): the event is written exactly
@@ -30,6 +32,64 @@ export async function rememberSecurityToken(db: Db, issuer: string, key: string,
     ? await queryPrepared(db, 'seen_security_tokens_remember_audit', REMEMBER_AND_AUDIT, [issuer, key, keepUntil, ...auditValues(audit)])
     : await queryPrepared(db, 'seen_security_tokens_remember', REMEMBER, [issuer, key, keepUntil]);
   return rows.length === 1;
+}
+
+/**
+ * A statement built around a condition, named once per text (a prepared name must stand for exactly one text):
+ * the conditions differ by grant and partner policy.
+ */
+export function conditionalStatement(
+  cache: Map<string, { name: string; text: string }>,
+  prefix: string,
+  condition: string,
+  build: (condition: string) => string,
+) {
+  let statement = cache.get(condition);
+  if (!statement) {
+    const text = build(condition);
+    statement = { name: `${prefix}_${crypto.createHash('sha256').update(text).digest('base64url').slice(0, 16)}`, text };
+    cache.set(condition, statement);
+  }
+  return statement;
+}
+
+export type StandingAndSpend = {
+  standing: UserStandingRow;
+  /** The standing met the condition, so the spend was tried. */
+  tried: boolean;
+  /** The spend was tried and the token was seen here for the first time (its event written with it). */
+  spent: boolean;
+};
+
+const spendStatements = new Map<string, { name: string; text: string }>();
+
+/**
+ * The VAL user's standing, and, when it meets `condition` (eligibilityConditionSql, src/users/eligibility.ts), the
+ * spend of the token with its success event, in one statement (issue 16: the JWT-bearer grant's one round trip).
+ * A standing that does not meet it spends nothing and writes nothing: the caller decides on the standing and, if it
+ * accepts the user after all, spends with rememberSecurityToken as before.
+ */
+export async function readStandingAndSpend(
+  db: Db,
+  valUserId: string,
+  condition: string,
+  token: { issuer: string; key: string; keepUntil: Date },
+  audit: AuditEvent,
+): Promise<StandingAndSpend> {
+  const { name, text } = conditionalStatement(spendStatements, 'standing_spend_audit', condition, (when) => {
+    const remember = `insert into seen_security_tokens (issuer, jti, expires_at) select $2::text, $3::text, $4::timestamptz from standing where ${when} on conflict (issuer, jti) do nothing returning jti`;
+    return `with standing as (${userStandingSql('$1', 'null::text')}), spent as (${remember}), audited as (${auditInsertSql(5, 'from spent')} returning 1)
+      select status, services, grant_live, ${when} as tried, exists(select 1 from spent) as spent from standing`;
+  });
+  const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean; tried: boolean; spent: boolean }>(db, name, text, [
+    valUserId,
+    token.issuer,
+    token.key,
+    token.keepUntil,
+    ...auditValues(audit),
+  ]);
+  const row = rows[0]!;
+  return { standing: userStandingFromRow(row), tried: row.tried, spent: row.spent };
 }
 
 /** Forgets tokens that can no longer pass the exp check (exp + leeway is in the past). */

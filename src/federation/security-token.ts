@@ -36,6 +36,8 @@ export type SecurityTokenRequest = {
   /** Seconds; the caller caps it at IDMS_SECURITY_TOKEN_TTL. */
   lifetime: number;
   now?: number;
+  /** Drawn by the caller when it must be known before signing (the audit event written with the eligibility read). */
+  jti?: string;
 };
 
 /** Signs a security token for exactly one partner: aud = [partner issuer, requesting client_id] (TS 33.180 annex B.8). */
@@ -48,7 +50,7 @@ export async function mintSecurityToken(key: SecurityTokenKey, request: Security
     val_user_id: request.valUserId,
     iat,
     exp: iat + request.lifetime,
-    jti: crypto.randomUUID(),
+    jti: request.jti ?? crypto.randomUUID(),
   };
   const token = await new SignJWT(claims).setProtectedHeader({ alg: SECURITY_TOKEN_ALG, typ: SECURITY_TOKEN_TYP, kid: key.kid }).sign(key.key);
   return { token, claims };

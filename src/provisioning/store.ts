@@ -43,6 +43,20 @@ export function standingFromColumns(row: Record<string, unknown>): UserStandingR
 // come from the stores of their tables (src/users/store.ts, src/oidc/adapter.ts: its find of a Grant).
 const USER_STANDING = `select ${userStatusSql('$1')} as status, array(${SERVICES_OF_USER}) as services, ${grantLiveSql('$2')} as grant_live`;
 
+/**
+ * readUserStanding's statement as a part of another statement (a CTE), the user's and the grant's IDs in the
+ * parameters `userParam` and `grantParam` (a null grant ID is never live): for a write that must go in the same
+ * round trip as the read (src/federation/grant-statements.ts). userStandingFromRow turns its row into a UserStandingRow;
+ * eligibilityConditionSql (src/users/eligibility.ts) is a condition on its columns.
+ */
+export function userStandingSql(userParam: string, grantParam: string): string {
+  return `select ${userStatusSql(userParam)} as status, array(${SERVICES_OF_USER.replaceAll('$1', userParam)}) as services, ${grantLiveSql(grantParam)} as grant_live`;
+}
+
+export function userStandingFromRow(row: { status: UserStatus | null; services: string[]; grant_live: boolean }): UserStandingRow {
+  return { status: row.status ?? undefined, services: row.services, grantLive: row.grant_live };
+}
+
 /** Reads a VAL user's standing (and whether `grantId` is live) in one prepared statement; the hot path of every token. */
 export async function readUserStanding(db: Db, valUserId: string, grantId?: string): Promise<UserStandingRow> {
   const { rows } = await queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean }>(db, 'user_standing', USER_STANDING, [

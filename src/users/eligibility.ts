@@ -3,6 +3,7 @@
 // the answer to their own protocol error.
 import type { Db } from '../db/knex.ts';
 import { readUserStanding, type UserStandingRow } from '../provisioning/store.ts';
+import type { UserStatus } from './store.ts';
 
 export type Eligibility =
   /** A local user (credentials here), active, provisioned for at least one VAL service. */
@@ -47,4 +48,29 @@ export function eligibleServices(answer: Eligibility): string[] | undefined {
 /** Whether the VAL user has a record (credentials) here, i.e. is one of this domain's own users. */
 export function isLocalUser(answer: Eligibility): boolean {
   return answer.kind === 'ok' || answer.kind === 'disabled' || answer.kind === 'no_service';
+}
+
+// Every status a local record can have (none: no record), for eligibilityConditionSql.
+const STATUSES = { active: true, disabled: true } satisfies Record<UserStatus, true>;
+
+/**
+ * The rule as an SQL condition on a statement's standing columns (userStandingSql, src/provisioning/store.ts): true
+ * exactly for the standings whose answer `accepts`. For a write that must happen in the same statement as the read,
+ * and only when the request will succeed (issue 16: token exchange's success event, the JWT-bearer grant's spend of
+ * the security token). Built by asking eligibilityOf about every standing it tells apart (each status or no record,
+ * some VAL service or none, grant live or not), so the rule is still only eligibilityOf. `accepts` must decide on the
+ * answer's kind and whether it has services, never on which services: the condition knows no service ID.
+ */
+export function eligibilityConditionSql(accepts: (answer: Eligibility) => boolean, grantAsked: boolean): string {
+  const cases: string[] = [];
+  for (const status of [undefined, ...(Object.keys(STATUSES) as UserStatus[])]) {
+    for (const provisioned of [false, true]) {
+      for (const grantLive of [false, true]) {
+        if (!accepts(eligibilityOf({ status, services: provisioned ? ['any'] : [], grantLive }, grantAsked))) continue;
+        // A status is one of the literals above, never input.
+        cases.push(`('${status ?? ''}', ${provisioned}, ${grantLive})`);
+      }
+    }
+  }
+  return cases.length === 0 ? 'false' : `((coalesce(status, ''), cardinality(services) > 0, grant_live) in (${cases.join(', ')}))`;
 }

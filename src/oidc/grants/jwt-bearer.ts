@@ -1,11 +1,17 @@
 // RFC 7523 JWT-bearer grant at the partner S-IdMS (TS 33.180 annex B.7.4): a home S-IdMS's security token in, an access token for this domain's VAL services out.
 import { errors, type TokenEndpointGrantContext } from 'oidc-provider';
-import { AssertionRejected, spendPartnerAssertion, verifyPartnerAssertion, type VerifiedAssertion } from '../../federation/partner-assertion.ts';
+import {
+  AssertionRejected,
+  readStandingAndSpendAssertion,
+  replayRejected,
+  spendPartnerAssertion,
+  verifyPartnerAssertion,
+} from '../../federation/partner-assertion.ts';
 import { AUDIT_ACCEPT, federationSuccessEvent, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
 import type { PartnerPolicy } from '../../federation/partners.ts';
-import { eligibleServices, isLocalUser, type Eligibility } from '../../users/eligibility.ts';
+import { eligibilityConditionSql, eligibilityOf, eligibleServices, isLocalUser, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
-import { eligibilityForRequest, narrowServicesForRequest } from '../account.ts';
+import { narrowServicesForRequest } from '../account.ts';
 import { resourceServerInfo } from '../resources.ts';
 import type { GrantDeps, GrantHandler } from './grant.ts';
 import { tokenResponse, type IssuedToken } from './response.ts';
@@ -46,10 +52,17 @@ export async function issueAccessTokenForAssertion(
   trail.jti = verified.jti;
   trail.subject = verified.valUserId;
 
-  await applyPartnerPolicy(ctx, deps, verified);
-  // Spent last, so a token refused for any other reason can still be presented once the cause is fixed.
-  // The success event goes with the spend (one round trip, issue 16): only signing follows.
-  await asGrantError(trail, () => spendPartnerAssertion(db, verified, federationSuccessEvent(client.clientId, trail)));
+  // The VAL user's standing and, when the partner's policy accepts it, the spend with the success event, in one
+  // statement (issue 16): the policy is decided first (a refused user does not spend the token, which can be
+  // presented again once the cause is fixed), the replay after it, only signing follows.
+  const event = federationSuccessEvent(client.clientId, trail);
+  const { standing, spent } = await readStandingAndSpendAssertion(db, verified, spendCondition(verified.partner.policy), event);
+  narrowServicesForRequest(ctx, verified.valUserId, partnerEligibility(eligibilityOf(standing), verified.partner.policy));
+  await asGrantError(trail, async () => {
+    // Not tried by the statement (a policy listing services) yet accepted here: spent on its own, as before.
+    if (spent === undefined) await spendPartnerAssertion(db, verified, event);
+    else if (!spent) throw replayRejected(verified);
+  });
   trail.audited = true;
 
   const token = new provider.AccessToken({ accountId: verified.valUserId, client, gty: 'jwt-bearer', scope } as ConstructorParameters<
@@ -61,14 +74,26 @@ export async function issueAccessTokenForAssertion(
   return { accessToken, expiresIn: token.expiration, scope: token.scope, tokenType: token.tokenType };
 }
 
-/**
- * Who the partner may vouch for, and for what (DESIGN partner side; issue-10 item 11): not for this domain's local
- * users (a record here, i.e. credentials here) unless its policy allows it; never for a disabled one; and only for
- * the VAL services this domain provisioned for that VAL user ID that the policy allows.
- */
-async function applyPartnerPolicy(ctx: TokenEndpointGrantContext, deps: GrantDeps, verified: VerifiedAssertion): Promise<void> {
-  const answer = await eligibilityForRequest(ctx, deps.db, verified.valUserId);
-  narrowServicesForRequest(ctx, verified.valUserId, partnerEligibility(answer, verified.partner.policy));
+// The standings a partner's policy accepts, for the spend that goes with the read (two texts: allowLocalUsers or
+// not). A policy listing VAL services decides on which services the user has, which eligibilityConditionSql cannot
+// tell: its statement tries no spend ('false') and the grant spends on its own when it accepts.
+const spendConditions = new Map<boolean, string>();
+function spendCondition(policy: PartnerPolicy): string {
+  if (policy.services) return 'false';
+  let condition = spendConditions.get(policy.allowLocalUsers);
+  if (condition === undefined) {
+    const accepts = (answer: Eligibility) => {
+      try {
+        partnerEligibility(answer, { allowLocalUsers: policy.allowLocalUsers });
+        return true;
+      } catch (err) {
+        if (err instanceof errors.AccessDenied) return false;
+        throw err;
+      }
+    };
+    spendConditions.set(policy.allowLocalUsers, (condition = eligibilityConditionSql(accepts, false)));
+  }
+  return condition;
 }
 
 /**

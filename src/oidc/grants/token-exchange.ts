@@ -1,13 +1,14 @@
 // RFC 8693 token exchange: at the home S-IdMS an access token becomes a security token for one partner (TS 33.180
 // annex B.7.2/B.7.3); at a partner, a security token becomes an access token.
+import crypto from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { errors } from 'oidc-provider';
-import { AUDIT_ACCEPT, AUDIT_ISSUE, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
+import { AUDIT_ACCEPT, AUDIT_ISSUE, federationSuccessEvent, readStandingAndAudit, withFederationAudit, type FederationTrail } from '../../federation/audit.ts';
 import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partner-assertion.ts';
 import { findPartnerByTarget } from '../../federation/partners.ts';
 import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
 import { isAccessTokenRevoked, isClientToken, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
-import { tokenEligibility, type Eligibility } from '../../users/eligibility.ts';
+import { eligibilityConditionSql, eligibilityOf, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
 import type { GrantDeps, GrantHandler } from './grant.ts';
 import { issueAccessTokenForAssertion } from './jwt-bearer.ts';
@@ -125,24 +126,34 @@ export function handler(deps: GrantDeps): GrantHandler {
       // A client_credentials token (told by how it was issued, not by sub === client_id: a VAL user ID may equal a
       // client ID) has no VAL user to migrate.
       if (isClientToken(subject)) throw new errors.InvalidGrant('subject_token does not represent a VAL user');
-      // The token's grant and its VAL user in one round trip.
+      // The token's grant and its VAL user in one round trip, with the success event when the user is eligible
+      // (issue 16): the token's jti is drawn first and only signing follows. Without a signing key or with no
+      // lifetime left the request fails after the read, as before, so no event goes with it.
       const grantId = typeof subject.grant_id === 'string' ? subject.grant_id : undefined;
-      const refusal = exchangeRefusal(await tokenEligibility(db, subject.sub, { grantId }));
+      const now = Math.floor(Date.now() / 1000);
+      // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
+      const lifetime = Math.min(config.ttl.securityToken, subject.exp - now);
+      const key = await signingKey().catch(() => undefined);
+      const jti = crypto.randomUUID();
+      const event = key && lifetime >= 1 ? federationSuccessEvent(client.clientId, { ...trail, jti }) : undefined;
+      const grantAsked = grantId !== undefined;
+      const condition = grantAsked ? EXCHANGE_CONDITION.grantAsked : EXCHANGE_CONDITION.noGrant;
+      const { standing, audited } = await readStandingAndAudit(db, subject.sub, grantId, condition, event);
+      const refusal = exchangeRefusal(eligibilityOf(standing, grantAsked));
       if (refusal) throw refusal;
 
-      // Never outlives the access token it was exchanged for, nor IDMS_SECURITY_TOKEN_TTL.
-      const now = Math.floor(Date.now() / 1000);
-      const lifetime = Math.min(config.ttl.securityToken, subject.exp - now);
       if (lifetime < 1) throw new errors.InvalidGrant('subject_token expires now');
-      const { token, claims } = await mintSecurityToken(await signingKey(), {
+      const { token } = await mintSecurityToken(key ?? (await signingKey()), {
         issuer: config.issuer,
         partner: partner.issuer, // table B.8-1 aud: always the partner's issuer plus the client_id, however it was named
         clientId: client.clientId,
         valUserId: subject.sub,
         lifetime,
         now,
+        jti,
       });
-      trail.jti = claims.jti;
+      trail.jti = jti;
+      trail.audited = audited;
       // RFC 8693 §2.2.1: the issued token is not an OAuth access token for a resource, hence token_type N_A.
       ctx.body = tokenResponse({ accessToken: token, issuedTokenType: JWT_TOKEN_TYPE, tokenType: 'N_A', expiresIn: lifetime });
     });
@@ -169,6 +180,11 @@ export function exchangeRefusal(answer: Eligibility): InstanceType<typeof errors
       return new errors.InvalidGrant('the VAL user is unknown or disabled');
   }
 }
+
+// The standings token exchange accepts (exchangeRefusal's), with and without a grant to ask about, for the success
+// event written with the read.
+const accepted = (answer: Eligibility) => exchangeRefusal(answer) === undefined;
+const EXCHANGE_CONDITION = { grantAsked: eligibilityConditionSql(accepted, true), noGrant: eligibilityConditionSql(accepted, false) };
 
 /** The one target named by audience and/or resource (same meaning here); a security token is for exactly one partner. */
 function singleTarget(params: ExchangeParams): string | undefined {
