@@ -97,6 +97,8 @@ export async function createIdms(options: IdmsOptions): Promise<Idms> {
   app.proxy = config.trustProxy;
   // One trusted hop: the client address is the one our proxy appended, not a leftmost X-Forwarded-For entry the client wrote.
   app.maxIpsCount = 1;
+  // oidc-provider's middleware runs in this app (src/oidc/live-provider.ts): its signed cookies use this app's keys.
+  app.keys = secrets.cookieKeys;
   if (config.tls || config.issuer.startsWith('https:')) app.use(strictTransportSecurity);
   app.use(requestLog(logger, metrics.httpRequest));
   app.use(pageErrors(log, config));

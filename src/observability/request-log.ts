@@ -73,7 +73,9 @@ export function requestLog(logger: Logger, observe?: RequestObserver): Koa.Middl
 
 // A bounded label for metrics and logs: the route template, never the raw path (which holds IDs).
 function routeLabel(ctx: Koa.Context): string {
+  // oidc-provider's route name first: its own router runs in our context too and leaves its path template there.
+  const named = routes.get(ctx.req);
+  if (named !== undefined) return named;
   const matched = (ctx as Koa.Context & { _matchedRoute?: unknown })._matchedRoute;
-  if (typeof matched === 'string') return matched;
-  return routes.get(ctx.req) ?? 'unmatched';
+  return typeof matched === 'string' ? matched : 'unmatched';
 }

@@ -1,7 +1,7 @@
 // The provider in service: built on the signing keys in PostgreSQL, rebuilt when they change (rotation by the CLI or
 // another instance). Rebuilding is how a new keystore takes effect: oidc-provider reads jwks once.
-import type http from 'node:http';
 import type Koa from 'koa';
+import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Secrets } from '../config/secret.ts';
@@ -11,8 +11,8 @@ import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type Signin
 
 export type ProviderInstance = {
   provider: Provider;
-  /** oidc-provider's own request handler. */
-  handle: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
+  /** oidc-provider's middleware stack, run with the context of our Koa app (see providerEndpoints). */
+  handle: Koa.Middleware;
   /** Verifies RFC 9068 access tokens against this instance's keys (the REST APIs' bearer check). */
   verifyAccessToken: AccessTokenVerifier;
 };
@@ -43,7 +43,7 @@ export async function startLiveProvider(options: LiveProviderOptions): Promise<L
   let keySet: SigningKeySet = await loadSigningKeys(db, secrets.keyEncryptionKey, retain);
   const build = (): ProviderInstance => {
     const provider = options.build(keySet.keys);
-    return { provider, handle: provider.callback(), verifyAccessToken: accessTokenVerifier(options.issuer, keySet.keys) };
+    return { provider, handle: compose(provider.middleware), verifyAccessToken: accessTokenVerifier(options.issuer, keySet.keys) };
   };
   let current = build();
 
@@ -73,13 +73,17 @@ export async function startLiveProvider(options: LiveProviderOptions): Promise<L
   };
 }
 
-/** The last middleware: everything no other route answered is oidc-provider's (discovery, authorization, token, JWKS, ...). */
+/**
+ * The last middleware: everything no other route answered is oidc-provider's (discovery, authorization, token, JWKS, ...).
+ * Its middleware runs inside our app, as koa-mount would mount it (issue 16): `provider.callback()` would build a second
+ * Koa context, request and response per request and respond through a second Koa. The app that runs it must have
+ * the provider's cookie keys (`app.keys`): `ctx.cookies` belongs to the app that created the context.
+ */
 export function providerEndpoints(live: LiveProvider): Koa.Middleware {
-  return async (ctx) => {
-    ctx.respond = false;
+  return async (ctx, next) => {
     // Baseline for every provider response, including oidc-provider's own auto-submit pages (their inline script
     // rules out a CSP here; our own pages set a full one).
     ctx.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer' });
-    await live.current().handle(ctx.req, ctx.res);
+    await live.current().handle(ctx, next);
   };
 }
