@@ -5,10 +5,12 @@
 // embedded one), BENCH_WORKERS, BENCH_SECONDS, BENCH_RUNS, BENCH_CONCURRENCY, BENCH_LOGIN_CONCURRENCY,
 // BENCH_ONLY=login,client_credentials,… , BENCH_CPU_PROF=<dir> (write V8 CPU profiles of seal-idms), BENCH_NO_BASELINE=1,
 // BENCH_SERVER_ENV="K=V …" (extra environment for seal-idms), BENCH_KEEP=1 (keep the temp dir and logs), BENCH_NO_WRITE=1,
-// BENCH_OUT=<file> (where the generated report goes).
+// BENCH_OUT=<file> (where the generated report goes), BENCH_SOURCE=1 (run the TypeScript sources as `npm start` does,
+// instead of the built package that `npm install seal-idms` installs).
 // Per flow it also reports statements per request (pg_stat_statements where the server preloads it — the embedded
 // PostgreSQL the bench starts does — and always the server's own counter, idms_db_statements_total) and CPU ms per
 // request of seal-idms' processes, PostgreSQL and the load generator (bench/cost.ts).
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -120,7 +122,8 @@ async function main(): Promise<void> {
     };
     const profile = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(env.BENCH_CPU_PROF)}`] : [];
     log(`starting seal-idms (${WORKERS} workers, ${database ? 'external PostgreSQL' : 'embedded PostgreSQL'})`);
-    const ours = await startProcess('seal-idms', [...profile, 'src/main.ts', 'serve'], idmsEnv, origin, '/readyz', path.join(tmp, 'seal-idms.log'));
+    const entry = env.BENCH_SOURCE === '1' ? 'src/main.ts' : await buildPackage(cleanups, log);
+    const ours = await startProcess('seal-idms', [...profile, entry, 'serve'], idmsEnv, origin, '/readyz', path.join(tmp, 'seal-idms.log'));
     cleanups.unshift(() => ours.stop());
 
     log(`seeding ${USERS} VAL users, clients, resource servers`);
@@ -390,6 +393,19 @@ async function provisioningBench(serverUrl: string, log: (line: string) => void)
   } catch (err) {
     return `failed: ${err instanceof Error ? err.message : String(err)}`;
   }
+}
+
+/**
+ * The server package as `npm install seal-idms` installs it (compiled JavaScript: Node does not strip types at start,
+ * whose compiler alone holds ~35 MB per process), built by scripts/build.ts into a directory of its own under
+ * node_modules/.cache, so that a run never races a build of dist/. Returns the bin to start.
+ */
+async function buildPackage(cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<string> {
+  const out = path.join(ROOT, 'node_modules', '.cache', 'seal-idms-bench', crypto.randomBytes(4).toString('hex'));
+  cleanups.push(() => fs.rm(out, { recursive: true, force: true }));
+  log(`building the server package into ${path.relative(ROOT, out)}`);
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.ts'), '--package', '--out', out], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  return path.join(out, 'bin', 'seal-idms.js');
 }
 
 /** A database of its own on the given PostgreSQL server (dropped afterwards), or the given one if we may not create one. */

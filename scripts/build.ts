@@ -6,18 +6,22 @@
 //   packages/verify/dist/      the token validation kit @seal-idms/verify (JavaScript + .d.ts)
 //   dist/image/                what the Dockerfile copies: the source tree (run by Node 24's type stripping) and
 //                              the production node_modules, smoke-checked so that every module loads from inside it
-// `--package` (the `prepack` script) builds the server package alone and checks that its CLI starts.
+// `--package` (the `prepack` script) builds the server package alone and checks that its CLI starts; with `--out <dir>`
+// (a directory inside the repository, so that the modules resolve node_modules) it builds there instead of dist/ (the
+// benchmark runs the package as installed without racing a build of dist/).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const DIST = path.join(ROOT, 'dist');
+const packageOnly = process.argv.includes('--package');
+const outAt = process.argv.indexOf('--out');
+const DIST = outAt > 0 && packageOnly ? path.resolve(process.argv[outAt + 1] ?? '') : path.join(ROOT, 'dist');
+if (!DIST.startsWith(ROOT + path.sep)) throw new Error(`--out ${DIST}: the build must lie inside ${ROOT} to resolve its dependencies`);
 const IMAGE = path.join(DIST, 'image');
 const KIT = path.join(ROOT, 'packages', 'verify');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-const packageOnly = process.argv.includes('--package');
 // Progress goes to stderr: npm passes a prepack script's stdout into the output of `npm pack --json`.
 const log = (line: string) => console.error(line);
 
@@ -33,7 +37,7 @@ async function main(): Promise<void> {
 
 async function buildServer(): Promise<void> {
   await fs.rm(DIST, { recursive: true, force: true });
-  tsc(path.join(ROOT, 'tsconfig.build.json'));
+  tsc(path.join(ROOT, 'tsconfig.build.json'), ['--outDir', DIST]);
   await fs.cp(path.join(ROOT, 'views'), path.join(DIST, 'views'), { recursive: true });
   // Files the modules read at runtime (the OpenAPI documents under src/provisioning/): every non-TypeScript file in src/.
   const assets = (await fs.readdir(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && !e.name.endsWith('.ts'));
@@ -47,7 +51,7 @@ async function buildServer(): Promise<void> {
     env: { ...process.env, NODE_OPTIONS: '' },
   });
   if (!help.includes('seal-idms')) throw new Error('`seal-idms help` from dist/ printed no usage');
-  log(`server package: dist/ (${du(DIST)}, ${assets.length} runtime file(s) from src/ besides the modules)`);
+  log(`server package: ${path.relative(ROOT, DIST)}/ (${du(DIST)}, ${assets.length} runtime file(s) from src/ besides the modules)`);
 }
 
 async function buildKit(): Promise<void> {
@@ -57,9 +61,9 @@ async function buildKit(): Promise<void> {
 }
 
 // Fails the build on a type error: a package is never published with declarations that do not match its code.
-function tsc(project: string): void {
+function tsc(project: string, extra: string[] = []): void {
   try {
-    execFileSync(process.execPath, [TSC, '-p', project], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, [TSC, '-p', project, ...extra], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const out = (err as { stdout?: string }).stdout ?? '';
     throw new Error(`tsc -p ${path.relative(ROOT, project)} failed:\n${out}`, { cause: err });
