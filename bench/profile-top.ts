@@ -24,7 +24,7 @@ export function topOf(
     // skipping Node's internals, so socket writes and crypto jobs count for whoever asked for them.
     const owner = (id: number): string => {
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-        const url = byId.get(at)!.callFrame.url;
+        const url = ours(byId.get(at)!.callFrame.url);
         const nm = url.lastIndexOf('node_modules/');
         if (nm >= 0) {
           const rest = url.slice(nm + 'node_modules/'.length).split('/');
@@ -68,7 +68,12 @@ export function topOf(
   return { rows, idleShare: idle / total, packages };
 }
 
-function where(url: string, line: number): string {
+// The compiled package the bench runs (bench/run.ts buildPackage) lies under node_modules/.cache: its files are ours.
+const BUILT = /\/node_modules\/\.cache\/seal-idms-bench\/[^/]+\//;
+const ours = (url: string) => url.replace(BUILT, '/');
+
+function where(at: string, line: number): string {
+  const url = ours(at);
   if (!url) return '(native)';
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) return url.slice(nm + 'node_modules/'.length) + `:${line + 1}`;
