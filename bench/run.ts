@@ -573,16 +573,24 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
     );
     md.push(`- **${s.key}** — ${s.title}. Runs (/s): ${runs}.${samples.length ? ` Error samples: ${samples.join(' · ')}` : ''}`);
   }
-  md.push('', '## Peak memory (VmHWM) per process', '', '| server | process | peak RSS MB | RSS at end MB |', '|---|---|---:|---:|');
+  md.push(
+    '',
+    '## Peak memory (VmHWM) per process',
+    '',
+    'RSS counts the pages of mapped files (the node binary above all) in every process that touched them; PSS divides shared pages among the processes sharing them.',
+    '',
+    '| server | process | peak RSS MB | RSS at end MB | of which file pages MB | PSS at end MB |',
+    '|---|---|---:|---:|---:|---:|',
+  );
   for (const [name, procs] of input.memory) {
     for (const p of procs.filter((x) => !x.label.startsWith('PostgreSQL')))
-      md.push(`| ${name} | ${p.label} | ${p.peakRssMb.toFixed(0)} | ${p.rssMb.toFixed(0)} |`);
+      md.push(`| ${name} | ${p.label} | ${p.peakRssMb.toFixed(0)} | ${p.rssMb.toFixed(0)} | ${p.fileRssMb.toFixed(0)} | ${p.pssMb.toFixed(0)} |`);
     const pg = procs.filter((x) => x.label.startsWith('PostgreSQL'));
     if (pg.length) {
       const peak = Math.max(...pg.map((x) => x.peakRssMb));
       const end = Math.max(...pg.map((x) => x.rssMb));
       // A backend's RSS counts the pages of shared_buffers it touched, so the processes do not add up.
-      md.push(`| ${name} | PostgreSQL, ${pg.length} processes (largest; includes shared buffers it touched) | ${peak.toFixed(0)} | ${end.toFixed(0)} |`);
+      md.push(`| ${name} | PostgreSQL, ${pg.length} processes (largest; includes shared buffers it touched) | ${peak.toFixed(0)} | ${end.toFixed(0)} | | |`);
     }
   }
   if (input.provisioning !== undefined) md.push('', '## Provisioning', '', input.provisioning);

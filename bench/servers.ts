@@ -108,9 +108,18 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-export type ProcessMemory = { pid: number; command: string; peakRssMb: number; rssMb: number };
+export type ProcessMemory = {
+  pid: number;
+  command: string;
+  peakRssMb: number;
+  rssMb: number;
+  /** Of rssMb, pages of mapped files (the node binary above all), which every process of the same binary shares. */
+  fileRssMb: number;
+  /** Proportional set size now: shared pages divided among the processes sharing them (what a process really costs). */
+  pssMb: number;
+};
 
-/** Peak (VmHWM) and current (VmRSS) resident memory of each process, from /proc. */
+/** Peak (VmHWM) and current (VmRSS, RssFile, Pss) resident memory of each process, from /proc. */
 export function memoryOf(pids: number[]): ProcessMemory[] {
   const rows: ProcessMemory[] = [];
   for (const pid of pids) {
@@ -118,7 +127,8 @@ export function memoryOf(pids: number[]): ProcessMemory[] {
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
     if (!status) continue;
     const command = safeRead(`/proc/${pid}/cmdline`).split('\0').filter(Boolean).join(' ');
-    rows.push({ pid, command, peakRssMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024 });
+    const pss = Number(/^Pss:\s+(\d+) kB/m.exec(safeRead(`/proc/${pid}/smaps_rollup`))?.[1] ?? NaN);
+    rows.push({ pid, command, peakRssMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024, fileRssMb: kb('RssFile') / 1024, pssMb: pss / 1024 });
   }
   return rows;
 }
