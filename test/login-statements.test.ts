@@ -10,8 +10,12 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const REDIRECT = 'http://127.0.0.1:8123/cb';
-/** The statements of one login: authorization 1, login page 1, login form 9, resume 5, code redemption 3. */
-const PER_LOGIN = 19;
+/**
+ * The statements of one login: authorization 1, login page 1, login form 5 (the interaction; the submission's claim,
+ * the reservation and the credentials; the eligibility read; the release, the submission's end and the audit event;
+ * the interaction's result), resume 5, code redemption 3.
+ */
+const PER_LOGIN = 15;
 
 let database: TestDatabase;
 let server: TestServer;

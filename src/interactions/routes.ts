@@ -9,7 +9,7 @@ import { renderErrorPage } from '../http/errors.ts';
 import { canonicalId } from '../users/ids.ts';
 // acr 3gpp:acr:password and amr pwd (TS 33.434 A.4.2.2, RFC 8176).
 import { PASSWORD_LOGIN } from '../oidc/claims.ts';
-import { logIn, withLoginSubmission, type LoginDeps, type LoginOutcome } from './login.ts';
+import { logIn, type LoginDeps, type LoginOutcome } from './login.ts';
 import { formatCount, messagesFor } from './i18n.ts';
 import { renderFragment, sendPage, type PageSite } from './views.ts';
 
@@ -62,14 +62,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     const valUserId = id.id;
 
-    const submitted = await withLoginSubmission(deps, details.uid, async () => {
-      const result = await logIn(deps, { valUserId, password, ip: ctx.ip, clientId: String(details.params.client_id) });
-      await answerLogin(ctx, deps, details, valUserId, result);
-    });
-    if (!submitted) {
-      ctx.set('Retry-After', '1');
-      await showLogin(ctx, deps, details, { status: 429, message: 'busy', valUserId });
-    }
+    const result = await logIn(deps, { valUserId, password, ip: ctx.ip, clientId: String(details.params.client_id), interactionUid: details.uid });
+    await answerLogin(ctx, deps, details, valUserId, result);
   });
 
   return router;
@@ -77,6 +71,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
 /** Renders the login's outcome: the form again, or back to oidc-provider. */
 async function answerLogin(ctx: Context, deps: InteractionDeps, details: Details, valUserId: string, result: LoginOutcome): Promise<void> {
+  if (result.kind === 'busy') {
+    ctx.set('Retry-After', '1');
+    await showLogin(ctx, deps, details, { status: 429, message: 'busy', valUserId });
+    return;
+  }
   if (result.kind === 'throttled') {
     ctx.set('Retry-After', String(result.retryAfter));
     await showLogin(ctx, deps, details, { status: 429, message: { throttled: result.retryAfter }, valUserId });

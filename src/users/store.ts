@@ -13,6 +13,15 @@ export function userStatusSql(idParam: string): string {
   return `(select u.status from val_users u where u.val_user_id = ${idParam})`;
 }
 
+/**
+ * The credentials (val_user_id, password_hash, status) of the VAL user whose ID the statement parameter `idParam` holds,
+ * no row without a record: for a statement of another store that reads them in the same round trip (the login form's
+ * first statement, src/users/throttle.ts beginPasswordCheck, which returns them only to an attempt it allowed).
+ */
+export function userCredentialsSql(idParam: string): string {
+  return `select u.val_user_id, u.password_hash, u.status from val_users u where u.val_user_id = ${idParam}`;
+}
+
 export async function findUser(db: Db, valUserId: string): Promise<UserRow | undefined> {
   if (valUserId.includes('\0')) return undefined; // cannot be stored in PostgreSQL text, so no such user
   return db('val_users').select('val_user_id', 'password_hash', 'status').where({ val_user_id: valUserId }).first();

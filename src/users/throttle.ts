@@ -1,8 +1,12 @@
 // Login throttling per submitted VAL user ID and per source address, shared by all instances: each password check
 // is reserved by one atomic statement for all its keys before it runs; one login form accepts one submission at a time.
+// The login form's statements are built here, the owner of login_attempts and login_submissions, from the fragments of
+// the other tables' owners (val_users: src/users/store.ts, audit_events: src/audit/store.ts).
 import crypto from 'node:crypto';
 import type { Db } from '../db/knex.ts';
+import { auditInsertSql, auditValues, type AuditEvent } from '../audit/store.ts';
 import { queryPrepared } from '../db/prepared.ts';
+import { userCredentialsSql, type UserRow, type UserStatus } from './store.ts';
 
 export type ThrottlePolicy = Readonly<{
   /** Attempts counted within this many seconds of the first one. */
@@ -38,19 +42,22 @@ export const addressKey = (ip: string) => `ip:${ip}`;
 /** A reserved password check on one key; `armedLock` is the lock this reservation started, if it reached the limit. */
 export type HeldAttempt = { key: string; armedLock: string | null };
 
-export type Reservation = { allowed: true; held: HeldAttempt[] } | { allowed: false; retryAfter: number };
-
-// One statement reserves a password check on every key of a login, or on none (issue 16: it was a transaction of one
-// statement per key). `held` locks the keys' existing rows in key order and sees the latest committed version of each;
-// if any is locked, nothing is counted and the refusal is answered from it. Otherwise every key is counted (a new window
-// after windowSeconds) and a key that reaches its limit is locked at once, before the password is checked, so parallel
-// requests that arrive while it is being checked are refused (issue 10, item 1). The lock doubles with each attempt
-// beyond the limit. `last_allowed` carries the per-key decision to RETURNING: it is false only for a key whose row was
-// created (and then locked) by other requests after this statement's snapshot, the one case `held` cannot see.
-// A key's limit comes from `input` (a CTE is in scope in ON CONFLICT's expressions; `excluded` holds table columns only).
+// The reservation of a password check on every key of a login, or on none (issue 16: it was a transaction of one
+// statement per key), as CTEs of the login form's first statement (BEGIN_CHECK). `gate` is a condition without
+// columns (the submission's claim): when false, no row is locked and nothing counted. `held` locks the keys' existing
+// rows in key order and sees the latest committed version of each; if any is locked, nothing is counted and the
+// refusal is answered from it. Otherwise every key is counted (a new window after windowSeconds) and a key that reaches
+// its limit is locked at once, before the password is checked, so parallel requests that arrive while it is being
+// checked are refused (issue 10, item 1). The lock doubles with each attempt beyond the limit. `last_allowed` carries
+// the per-key decision to RETURNING: it is false only for a key whose row was created (and then locked) by other
+// requests after this statement's snapshot, the one case `held` cannot see. A key's limit comes from `input` (a CTE
+// is in scope in ON CONFLICT's expressions; `excluded` holds table columns only). Keys, limits and the policy are
+// $1 … $5.
 const LIMIT_OF = '(select i.lim from input i where i.key = a.key)';
-const RESERVE = `with input as (select k.key, k.lim, k.ord from unnest($1::text[], $2::int[]) with ordinality as k(key, lim, ord)),
-  held as (select a.key, a.locked_until from login_attempts a where a.key = any($1::text[]) order by a.key for update),
+const reservationCtes = (
+  gate: string,
+) => `input as (select k.key, k.lim, k.ord from unnest($1::text[], $2::int[]) with ordinality as k(key, lim, ord) where ${gate}),
+  held as (select a.key, a.locked_until from login_attempts a where a.key = any($1::text[]) and ${gate} order by a.key for update),
   refused as (select key, locked_until from held where locked_until > now()),
   counted as (
     insert into login_attempts as a (key, attempts, window_start, locked_until, last_allowed)
@@ -70,27 +77,64 @@ const RESERVE = `with input as (select k.key, k.lim, k.ord from unnest($1::text[
                           when a.attempts + 1 >= ${LIMIT_OF}
                             then now() + make_interval(secs => least($5::double precision, $4::double precision * power(2, a.attempts + 1 - ${LIMIT_OF})))
                           else a.locked_until end
-    returning a.key, a.last_allowed, a.attempts, a.locked_until)
-  select i.key, coalesce(c.last_allowed, false) as counted,
-    case when r.key is not null or not c.last_allowed
-      then cast(greatest(1, ceil(extract(epoch from coalesce(r.locked_until, c.locked_until) - now()))) as integer) end as retry_after,
-    case when c.last_allowed and c.attempts >= i.lim then cast(extract(epoch from c.locked_until) as text) end as armed
-  from input i left join counted c on c.key = i.key left join refused r on r.key = i.key
-  order by i.ord`;
+    returning a.key, a.last_allowed, a.attempts, a.locked_until),
+  decided as (
+    select i.key, i.ord, coalesce(c.last_allowed, false) as counted,
+      case when r.key is not null or not c.last_allowed
+        then cast(greatest(1, ceil(extract(epoch from coalesce(r.locked_until, c.locked_until) - now()))) as integer) end as retry_after,
+      case when c.last_allowed and c.attempts >= i.lim then cast(extract(epoch from c.locked_until) as text) end as armed
+    from input i left join counted c on c.key = i.key left join refused r on r.key = i.key)`;
 
-// The release of a successful sign-in's reservations, in one statement; rows locked in key order, as RESERVE does.
-const RELEASE = `with target as (select a.key from login_attempts a where a.key = any($1::text[]) order by a.key for update)
-  update login_attempts a set
+// The claim of the login form's submission marker ($6 the keyed hash of the interaction uid, $7 this claim's token,
+// $8 its lifetime): a row only when no other submission of the form holds a live marker.
+const CLAIM = `insert into login_submissions as s (uid_hash, token, expires_at) values ($6::text, $7::text, now() + make_interval(secs => $8::double precision))
+    on conflict (uid_hash) do update set token = excluded.token, expires_at = excluded.expires_at where s.expires_at <= now()
+    returning token`;
+
+// The login form's first statement (issue 16: three round trips before the password check become one): the claim of
+// the form's submission, then, only if claimed, the reservation on every key, and the submitted ID's credentials
+// (userCredentialsSql, src/users/store.ts), whose hash, status and ID leave the database only for an attempt that is
+// claimed and allowed on every key. The claim gates the reservation, so a second POST of the same form is refused
+// unchecked and counts nothing; an unknown ID runs the same statement as a known one ($9 its ID).
+const BEGIN_CHECK = `with claim as (${CLAIM}),
+  ${reservationCtes('exists (select 1 from claim)')},
+  credentials as (${userCredentialsSql('$9::text')}),
+  verdict as (select exists (select 1 from claim) as claimed,
+    exists (select 1 from claim) and not exists (select 1 from decided where retry_after is not null) as allowed)
+  select v.claimed, v.allowed,
+    array(select d.key from decided d order by d.ord) as keys,
+    array(select d.counted from decided d order by d.ord) as counted,
+    array(select d.retry_after from decided d order by d.ord) as retry_after,
+    array(select d.armed from decided d order by d.ord) as armed,
+    exists (select 1 from credentials) as known,
+    (select c.val_user_id from credentials c where v.allowed) as val_user_id,
+    (select c.password_hash from credentials c where v.allowed) as password_hash,
+    (select c.status from credentials c where v.allowed) as status
+  from verdict v`;
+
+// The release of a successful sign-in's reservations ($1 keys, $2 the locks they armed), rows locked in key order as
+// the reservation locks them; as CTEs of FINISH_CHECK, or a statement of its own (RELEASE).
+const RELEASE_CTES = `target as (select a.key from login_attempts a where a.key = any($1::text[]) order by a.key for update),
+  released as (update login_attempts a set
     attempts = greatest(a.attempts - 1, 0),
     window_start = case when a.attempts <= 1 then '-infinity' else a.window_start end,
     locked_until = case when cast(extract(epoch from a.locked_until) as text) = h.armed then null else a.locked_until end
   from unnest($1::text[], $2::text[]) as h(key, armed)
-  where a.key = h.key and a.key in (select key from target)`;
+  where a.key = h.key and a.key in (select key from target))`;
+const RELEASE = `with ${RELEASE_CTES} select 1`;
+
+// The login form's statement after the password check (issue 16: three round trips become one): the release of a
+// successful sign-in's reservations (none for a failure: it keeps its reservation), the end of the submission ($3,
+// $4: only its own claim), and the attempt's audit event (auditInsertSql, src/audit/store.ts, $5 …), all or nothing.
+const FINISH_CHECK = `with ${RELEASE_CTES},
+  ended as (delete from login_submissions where uid_hash = $3::text and token = $4::text),
+  audited as (${auditInsertSql(5)})
+  select 1`;
 
 /**
  * Runs one statement again when PostgreSQL broke a deadlock by aborting it (40P01): the statement left nothing
- * behind, so running it again is the same request. RESERVE takes its locks in key order, but a row created by another
- * request between its lock phase and its insert phase can still close a cycle.
+ * behind, so running it again is the same request. The reservation takes its locks in key order, but a row created by
+ * another request between its lock phase and its insert phase can still close a cycle.
  */
 async function withDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -102,66 +146,110 @@ async function withDeadlockRetry<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * Reserves one password check on every key or on none: refused on any key, no key is counted, so a request refused
- * by the address lock does not use up the user's attempts. One statement (RESERVE).
- */
-export async function reserveAttempt(db: Db, keys: { key: string; limit: number }[], policy: ThrottlePolicy): Promise<Reservation> {
-  const { rows } = await withDeadlockRetry(() =>
-    queryPrepared<{ key: string; counted: boolean; retry_after: number | null; armed: string | null }>(db, 'login_attempts_reserve', RESERVE, [
-      keys.map((k) => k.key),
-      keys.map((k) => k.limit),
-      policy.windowSeconds,
-      policy.lockSeconds,
-      policy.maxLockSeconds,
-    ]),
-  );
-  const refusals = rows.filter((r) => r.retry_after !== null).map((r) => r.retry_after!);
-  if (refusals.length === 0) return { allowed: true, held: rows.map((r) => ({ key: r.key, armedLock: r.armed })) };
-  // Only when a key was locked by rows created after RESERVE's snapshot were the other keys counted: give them back.
-  const counted = rows.filter((r) => r.counted);
-  if (counted.length > 0)
-    await releaseAttempt(
-      db,
-      counted.map((r) => ({ key: r.key, armedLock: r.armed })),
-    );
-  // The longest lock: trying again any sooner would be refused by it.
-  return { allowed: false, retryAfter: Math.max(...refusals) };
-}
-
-/**
- * Gives back the reservations of a successful sign-in, and nothing more: the count goes down by one and a lock that
- * this reservation started is lifted, so the key is as if the attempt had not happened. Earlier failures keep
- * counting to the end of their window: a sign-in by the owner does not reset what others tried, so an existing,
- * recently used VAL user ID and an unknown one answer alike (issue 10, item 9).
- */
-export async function releaseAttempt(db: Db, held: HeldAttempt[]): Promise<void> {
-  if (held.length === 0) return;
-  await withDeadlockRetry(() => queryPrepared(db, 'login_attempts_release', RELEASE, [held.map((h) => h.key), held.map((h) => h.armedLock)]));
-}
-
 /** Seconds a marker of an unfinished submission lasts (a worker that dies mid-check must not block the form for good). */
 const SUBMISSION_SECONDS = 60;
 
 export type Submission = { uidHash: string; token: string };
 
+/** The credentials an allowed attempt checks the password against (none when the ID names no user). */
+export type Credentials = Pick<UserRow, 'val_user_id' | 'password_hash' | 'status'>;
+
+export type CheckStart =
+  /** Another submission of this login form holds the marker: refused unchecked, nothing counted. */
+  | { kind: 'busy' }
+  /** Refused on some key: nothing counted on any (the longest lock in `retryAfter`); the marker is held. */
+  | { kind: 'throttled'; retryAfter: number; known: boolean; submission: Submission }
+  /** Reserved on every key: the password may be checked, against `credentials`; the marker is held. */
+  | { kind: 'allowed'; held: HeldAttempt[]; credentials: Credentials | undefined; submission: Submission };
+
 /**
- * Marks the login interaction `uid` as being submitted; undefined when another submission of it is in flight (on
- * any worker). The uid is stored as a keyed hash: it is the interaction cookie's value.
+ * Claims login form `interactionUid`'s submission marker (on any worker), and only then reserves one password check on
+ * every key or on none (refused on any key, no key is counted, so a request refused by the address lock does not use
+ * up the user's attempts), and reads the credentials of `valUserId`: one statement (BEGIN_CHECK). Whatever it returns
+ * but `busy`, the marker must be ended with finishPasswordCheck (or releaseSubmission).
  */
-export async function claimSubmission(db: Db, idKey: Buffer, uid: string): Promise<Submission | undefined> {
-  const uidHash = idPseudonym(idKey, `interaction:${uid}`);
-  const token = crypto.randomBytes(16).toString('base64url');
-  const { rows } = await db.raw(
-    `insert into login_submissions as s (uid_hash, token, expires_at) values (?, ?, now() + make_interval(secs => ?))
-     on conflict (uid_hash) do update set token = excluded.token, expires_at = excluded.expires_at where s.expires_at <= now()
-     returning token`,
-    [uidHash, token, SUBMISSION_SECONDS],
+export async function beginPasswordCheck(
+  db: Db,
+  input: { idKey: Buffer; interactionUid: string; keys: { key: string; limit: number }[]; valUserId: string },
+  policy: ThrottlePolicy,
+): Promise<CheckStart> {
+  const submission: Submission = {
+    // The uid is stored as a keyed hash: it is the interaction cookie's value.
+    uidHash: idPseudonym(input.idKey, `interaction:${input.interactionUid}`),
+    token: crypto.randomBytes(16).toString('base64url'),
+  };
+  const { rows } = await withDeadlockRetry(() =>
+    queryPrepared<{
+      claimed: boolean;
+      allowed: boolean;
+      keys: string[];
+      counted: boolean[];
+      retry_after: (number | null)[];
+      armed: (string | null)[];
+      known: boolean;
+      val_user_id: string | null;
+      password_hash: string | null;
+      status: UserStatus | null;
+    }>(db, 'login_begin_check', BEGIN_CHECK, [
+      input.keys.map((k) => k.key),
+      input.keys.map((k) => k.limit),
+      policy.windowSeconds,
+      policy.lockSeconds,
+      policy.maxLockSeconds,
+      submission.uidHash,
+      submission.token,
+      SUBMISSION_SECONDS,
+      // A NUL cannot be stored in PostgreSQL text, so no user has it (users/ids.ts keeps it from the form anyway).
+      input.valUserId.includes('\0') ? null : input.valUserId,
+    ]),
   );
-  return rows.length === 1 ? { uidHash, token } : undefined;
+  const row = rows[0]!;
+  if (!row.claimed) return { kind: 'busy' };
+  const held = row.keys.map((key, i) => ({ key, armedLock: row.armed[i] ?? null }));
+  if (row.allowed) {
+    const credentials = row.val_user_id === null ? undefined : { val_user_id: row.val_user_id, password_hash: row.password_hash, status: row.status! };
+    return { kind: 'allowed', held, credentials, submission };
+  }
+  // Only when a key was locked by rows created after the statement's snapshot were the other keys counted: give them back.
+  const counted = held.filter((_, i) => row.counted[i]);
+  if (counted.length > 0) await releaseAttempt(db, counted);
+  const refusals = row.retry_after.filter((r): r is number => r !== null);
+  // The longest lock: trying again any sooner would be refused by it.
+  return { kind: 'throttled', retryAfter: Math.max(...refusals), known: row.known, submission };
 }
 
-/** Ends a submission; only its own claim (by token), not a later one that took over a lapsed marker. */
+/**
+ * Ends a password check begun by beginPasswordCheck, in one statement (FINISH_CHECK): gives back `release` (a
+ * successful sign-in's reservations; empty for a failure), ends the submission (only its own claim, by token, not a
+ * later one that took over a lapsed marker) and writes the attempt's audit event.
+ */
+export async function finishPasswordCheck(db: Db, submission: Submission, release: HeldAttempt[], audit: AuditEvent): Promise<void> {
+  await withDeadlockRetry(() =>
+    queryPrepared(db, 'login_finish_check', FINISH_CHECK, [
+      release.map((h) => h.key),
+      release.map((h) => h.armedLock),
+      submission.uidHash,
+      submission.token,
+      ...auditValues(audit),
+    ]),
+  );
+}
+
+/**
+ * Gives back reservations, and nothing more: the count goes down by one and a lock that the reservation started is
+ * lifted, so the key is as if the attempt had not happened. For a successful sign-in (in finishPasswordCheck), earlier
+ * failures keep counting to the end of their window: a sign-in by the owner does not reset what others tried, so an
+ * existing, recently used VAL user ID and an unknown one answer alike (issue 10, item 9).
+ */
+async function releaseAttempt(db: Db, held: HeldAttempt[]): Promise<void> {
+  if (held.length === 0) return;
+  await withDeadlockRetry(() => queryPrepared(db, 'login_attempts_release', RELEASE, [held.map((h) => h.key), held.map((h) => h.armedLock)]));
+}
+
+/**
+ * Ends a submission without finishPasswordCheck (a check that failed on the way); only its own claim (by token), not a
+ * later one that took over a lapsed marker.
+ */
 export async function releaseSubmission(db: Db, submission: Submission): Promise<void> {
   await db('login_submissions').where({ uid_hash: submission.uidHash, token: submission.token }).delete();
 }
