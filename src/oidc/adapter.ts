@@ -78,6 +78,52 @@ const CONSUME_AND_UPSERT = `with spent as (update ${TABLE} set consumed_at = now
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
+// The resume step (GET /auth/:uid) ends with writes only: the grant (loadExistingGrant), the authorization code, the
+// session, and the interaction's removal. They are held and written in one statement just before the response
+// (flushHeldWrites, called by src/oidc/live-provider.ts; issue 16: 4 round trips become 1). Nothing reaches the
+// browser before they are stored: if the statement fails, the answer is an error page instead of the redirect with
+// the code. Any read, consume or revocation in the same request first writes what is held, so every read sees every
+// write before it. Clients are never held (their change notifies the other instances' caches at once).
+const HELD_WRITES = `with gone as (delete from ${TABLE} where (kind, id) in (select * from unnest($1::text[], $2::text[]))),
+  saved as (insert into ${TABLE} (kind, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+    select t.kind, t.id, t.payload::jsonb, t.grant_id, t.uid, t.user_code, now() + make_interval(secs => t.expires_in), null
+    from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::double precision[])
+      as t(kind, id, payload, grant_id, uid, user_code, expires_in)
+    on conflict (kind, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+      user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null)
+  select 1`;
+
+type UpsertValues = [kind: string, id: string, payload: string, grantId: string | null, uid: string | null, userCode: string | null, expiresIn: number | null];
+/** Per request: the database and the last write held for each record (kind + stored id); `values` absent: a removal. */
+type Held = { db: Db; writes: Map<string, { kind: string; key: string; values?: UpsertValues }> };
+const heldWrites = new WeakMap<object, Held>();
+
+function holdsWrites(ctx: ReturnType<typeof currentCtx>): ctx is NonNullable<ReturnType<typeof currentCtx>> {
+  return ctx?.oidc?.route === 'resume';
+}
+
+function hold(db: Db, ctx: object, kind: string, key: string, values?: UpsertValues): void {
+  let held = heldWrites.get(ctx);
+  if (!held) heldWrites.set(ctx, (held = { db, writes: new Map() }));
+  held.writes.set(`${kind}\u0000${key}`, { kind, key, values });
+}
+
+/** Writes what this request holds (nothing when it holds nothing), in one statement; the request's answer waits for it. */
+export async function flushHeldWrites(ctx: object): Promise<void> {
+  const held = heldWrites.get(ctx);
+  if (!held || held.writes.size === 0) return;
+  const writes = [...held.writes.values()];
+  held.writes.clear();
+  const removed = writes.filter((w) => !w.values);
+  const saved = writes.flatMap((w) => (w.values ? [w.values] : []));
+  const column = (i: number) => saved.map((v) => v[i]);
+  await queryPrepared(held.db, 'oidc_payloads_held_writes', HELD_WRITES, [
+    removed.map((w) => w.kind),
+    removed.map((w) => w.key),
+    ...[0, 1, 2, 3, 4, 5, 6].map(column),
+  ]);
+}
+
 // Per request (keyed by oidc-provider's request context): grants and sessions read together with a refresh token or a
 // code, and the refresh token whose consume waits for its successor's insert.
 const prefetched = new WeakMap<object, Map<string, Row | undefined>>();
@@ -159,7 +205,7 @@ export class PostgresAdapter implements Adapter {
         ? sealClientMetadata(this.#keys!, payload as ClientMetadata)
         : payload;
     // No expiresIn: no expiry (null + interval is null).
-    const values = [
+    const values: UpsertValues = [
       this.#kind,
       this.#key(id),
       JSON.stringify(stored),
@@ -169,6 +215,7 @@ export class PostgresAdapter implements Adapter {
       expiresIn || null,
     ];
     const ctx = currentCtx();
+    if (this.#kind !== 'Client' && holdsWrites(ctx)) return hold(this.#db, ctx, this.#kind, values[1], values);
     const pending = this.#kind === 'RefreshToken' && ctx ? pendingConsumes.get(ctx) : undefined;
     if (pending) {
       pendingConsumes.delete(ctx!);
@@ -185,6 +232,7 @@ export class PostgresAdapter implements Adapter {
       const stored = await findStoredClient(this.#db, this.#caches, id);
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
+    await this.#writeHeld();
     if (this.#kind === 'Grant') {
       const read = takePrefetched(`Grant:${id}`);
       if (read) return read.row && this.#fromRow(read.row, id);
@@ -236,16 +284,19 @@ export class PostgresAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    await this.#writeHeld();
     const read = takePrefetched(`${this.#kind}.uid:${uid}`);
     if (read) return read.row && this.#fromRow(read.row, undefined);
     return this.#findBy('uid', uid);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    await this.#writeHeld();
     return this.#findBy('user_code', userCode);
   }
 
   async consume(id: string): Promise<void> {
+    await this.#writeHeld();
     const key = this.#key(id);
     const ctx = currentCtx();
     if (this.#kind === 'RefreshToken' && refreshGrantRequest(ctx)) {
@@ -267,7 +318,15 @@ export class PostgresAdapter implements Adapter {
     throw reuseError(this.#kind);
   }
 
+  /** Before a read or a conditional write in a request that holds writes: what it holds goes first. */
+  async #writeHeld(): Promise<void> {
+    const ctx = currentCtx();
+    if (ctx && heldWrites.has(ctx)) await flushHeldWrites(ctx);
+  }
+
   async destroy(id: string): Promise<void> {
+    const ctx = currentCtx();
+    if (this.#kind !== 'Client' && holdsWrites(ctx)) return hold(this.#db, ctx, this.#kind, this.#key(id));
     await this.#db(TABLE)
       .where({ kind: this.#kind, id: this.#key(id) })
       .delete();
@@ -275,6 +334,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    await this.#writeHeld();
     await this.#db(TABLE).where({ kind: this.#kind, grant_id: grantId }).delete();
   }
 

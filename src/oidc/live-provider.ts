@@ -7,6 +7,7 @@ import type { JWK } from 'jose';
 import type { Secrets } from '../config/secret.ts';
 import type { Db } from '../db/knex.ts';
 import { accessTokenVerifier, type AccessTokenVerifier } from './access-tokens.ts';
+import { flushHeldWrites } from './adapter.ts';
 import { ensureSigningKeys, loadSigningKeys, signingKeysFingerprint, type SigningKeySet } from './keys.ts';
 
 export type ProviderInstance = {
@@ -85,5 +86,12 @@ export function providerEndpoints(live: LiveProvider): Koa.Middleware {
     // rules out a CSP here; our own pages set a full one).
     ctx.set({ 'X-Content-Type-Options': 'nosniff', 'X-Frame-Options': 'DENY', 'Referrer-Policy': 'no-referrer' });
     await live.current().handle(ctx, next);
+    // The resume step's records, held by the adapter until now: stored before the redirect carrying the code leaves.
+    try {
+      await flushHeldWrites(ctx);
+    } catch (err) {
+      ctx.remove('Location');
+      throw err;
+    }
   };
 }
