@@ -1,10 +1,14 @@
 // The login form's two statements around the password check (issue 16, src/users/throttle.ts): the first claims the
 // form's submission, reserves the check on every key and reads the credentials, which it returns only to an attempt
-// it allowed; the second gives back a sign-in's reservation, ends the submission and writes the audit event.
+// it allowed; the second gives back a sign-in's reservation, ends the submission and writes the audit event, and
+// after a correct password also reads the VAL user's standing and chooses the audit event by it (finishSignIn).
 import crypto from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
-import { insertUser } from '../src/users/store.ts';
-import { beginPasswordCheck, finishPasswordCheck, releaseSubmission, type CheckStart, type ThrottlePolicy } from '../src/users/throttle.ts';
+import { loginRefusal, SIGN_IN_OUTCOMES } from '../src/interactions/login.ts';
+import { addServiceUserPairs, readUserStanding } from '../src/provisioning/store.ts';
+import { eligibilityOf } from '../src/users/eligibility.ts';
+import { insertUser, setStatus } from '../src/users/store.ts';
+import { beginPasswordCheck, finishPasswordCheck, finishSignIn, releaseSubmission, type CheckStart, type ThrottlePolicy } from '../src/users/throttle.ts';
 
 const POLICY: ThrottlePolicy = { windowSeconds: 900, userLimit: 3, addressLimit: 100, lockSeconds: 30, maxLockSeconds: 900 };
 const idKey = crypto.randomBytes(32);
@@ -112,4 +116,50 @@ test('the finish gives back only what it is given, ends the submission and write
   expect([await attempts(k.user), await attempts(k.address)]).toEqual([1, 1]);
   expect(await audited('finish-actor')).toBe(2);
   expect(await database.db('login_submissions').where({ uid_hash: signedIn.submission.uidHash })).toHaveLength(0);
+});
+
+describe('after a correct password, one statement reads the standing and writes the event of its outcome', () => {
+  const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA';
+  // Every standing the rule tells apart (grant not asked: a login has none), and the outcome login gives it.
+  const STANDINGS = [
+    ['sign-ok', 'active', true, undefined],
+    ['sign-no-service', 'active', false, 'no_val_service'],
+    ['sign-disabled', 'disabled', true, 'invalid_credentials'],
+    ['sign-disabled-none', 'disabled', false, 'invalid_credentials'],
+    ['sign-deleted-mapped', undefined, true, 'invalid_credentials'],
+    ['sign-deleted', undefined, false, 'invalid_credentials'],
+  ] as const;
+
+  beforeAll(async () => {
+    for (const [id, status, provisioned] of STANDINGS) {
+      if (status) await insertUser(database.db, id, HASH);
+      if (status === 'disabled') await setStatus(database.db, id, 'disabled');
+      if (provisioned) await addServiceUserPairs(database.db, ['svc-a', 'svc-b'], [id, id], 'test');
+    }
+  });
+
+  test.each(STANDINGS)('%s (%s, provisioned: %s): %s', async (id, _status, _provisioned, expected) => {
+    const k = keys();
+    const start = await begin(k, id, `form-${id}`);
+    if (start.kind !== 'allowed') throw new Error(start.kind);
+    const events = SIGN_IN_OUTCOMES.map(({ reason, when }) => ({
+      when,
+      event: { actor: id, action: 'login', subject: 'c', result: reason ? 'failure' : 'success', details: reason ? { reason } : {} } as const,
+    }));
+    const { standing, written } = await finishSignIn(database.db, start.submission, start.held, id, events);
+
+    // The standing as the one rule reads it, and the event written is the one login's decision on it names.
+    expect(standing).toEqual(await readUserStanding(database.db, id));
+    expect(loginRefusal(eligibilityOf(standing))?.reason).toBe(expected);
+    expect(SIGN_IN_OUTCOMES[written]!.reason).toBe(expected);
+    const rows = await database.db('audit_events').where({ actor: id, action: 'login' }).select('result', 'details', 'subject');
+    expect(rows).toEqual([{ result: expected ? 'failure' : 'success', details: expected ? { reason: expected } : {}, subject: 'c' }]);
+    // The reservation given back and the submission ended, whatever the outcome.
+    expect([await attempts(k.user), await attempts(k.address)]).toEqual([0, 0]);
+    expect(await database.db('login_submissions').where({ uid_hash: start.submission.uidHash })).toHaveLength(0);
+  });
+
+  test('the outcomes cover every standing, each once: sign-in, no VAL service, and the generic refusal', () => {
+    expect(SIGN_IN_OUTCOMES.map((o) => o.reason)).toEqual([undefined, 'invalid_credentials', 'no_val_service']);
+  });
 });

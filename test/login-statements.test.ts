@@ -11,11 +11,12 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const REDIRECT = 'http://127.0.0.1:8123/cb';
 /**
- * The statements of one login: authorization 1, login page 1, login form 5 (the interaction; the submission's claim,
- * the reservation and the credentials; the eligibility read; the release, the submission's end and the audit event;
- * the interaction's result), resume 5, code redemption 3.
+ * The statements of one login: authorization 1, login page 1, login form 4 (the interaction; the submission's claim,
+ * the reservation and the credentials; the eligibility read, the release, the submission's end and the audit event;
+ * the interaction's result), resume 2 (the interaction with its account; the grant, the code, the session and the
+ * interaction's removal in one), code redemption 3.
  */
-const PER_LOGIN = 15;
+const PER_LOGIN = 11;
 
 let database: TestDatabase;
 let server: TestServer;

@@ -1,11 +1,13 @@
 // The password login use case behind the login form: one submission per form at a time, the password check under the
 // throttle, the token-eligibility rule, the audit trail and the metric (issue 16: one statement before the password
-// check, the eligibility read, one statement after). src/interactions/routes.ts only parses and renders.
+// check, one after it, which for a correct password also reads the eligibility). src/interactions/routes.ts only
+// parses and renders.
+import type { AuditEvent } from '../audit/store.ts';
 import type { Db } from '../db/knex.ts';
 import { metrics, type LoginResult } from '../observability/metrics.ts';
 import { authenticate } from '../users/authenticate.ts';
-import { tokenEligibility, type Eligibility } from '../users/eligibility.ts';
-import { finishPasswordCheck, idPseudonym, releaseSubmission, type ThrottlePolicy } from '../users/throttle.ts';
+import { eligibilityConditionSql, eligibilityOf, type Eligibility } from '../users/eligibility.ts';
+import { finishPasswordCheck, finishSignIn, idPseudonym, releaseSubmission, type ThrottlePolicy } from '../users/throttle.ts';
 
 export type LoginDeps = {
   db: Db;
@@ -33,7 +35,8 @@ export type LoginOutcome =
  * Checks the password of one submission of login form `interactionUid` (reserved against the throttle), then token
  * eligibility; audits and counts the outcome. A second POST of the same form while the first is being checked (on any
  * worker) is `busy`, refused unchecked: it would otherwise be a free parallel guess. The form's marker is held until
- * the check's outcome is audited, in the statement that writes the audit event (finishPasswordCheck).
+ * the check's outcome is audited, in the statement that writes the audit event (finishPasswordCheck, or finishSignIn
+ * for a correct password).
  */
 export async function logIn(deps: LoginDeps, attempt: LoginAttempt): Promise<LoginOutcome> {
   const { db, loginIdKey } = deps;
@@ -52,35 +55,59 @@ export async function logIn(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     // Failures on IDs that name no user are audited under a keyed hash: such an "ID" is often a password typed into
     // the wrong field (issue 10, item 9). Existing IDs are audited as themselves.
     const actor = result.ok || result.known ? attempt.valUserId : `unknown:${idPseudonym(loginIdKey, attempt.valUserId).slice(0, 32)}`;
-    const finish = async (outcome: 'success' | 'failure', reason?: LoginResult) => {
-      await finishPasswordCheck(db, hold.submission, hold.release, {
-        actor,
-        action: 'login',
-        subject: attempt.clientId,
-        result: outcome,
-        details: reason ? { reason } : {},
-      });
-      finished = true;
-      metrics.login(reason ?? 'success');
-    };
+    const event = (reason?: LoginResult): AuditEvent => ({
+      actor,
+      action: 'login',
+      subject: attempt.clientId,
+      result: reason ? 'failure' : 'success',
+      details: reason ? { reason } : {},
+    });
 
     if (!result.ok) {
-      await finish('failure', result.reason);
+      await finishPasswordCheck(db, hold.submission, hold.release, event(result.reason));
+      finished = true;
+      metrics.login(result.reason);
       return result.reason === 'throttled' ? { kind: 'throttled', retryAfter: result.retryAfter } : { kind: 'invalid' };
     }
 
-    const refusal = loginRefusal(await tokenEligibility(db, result.valUserId));
-    if (refusal) {
-      await finish('failure', refusal.reason);
-      return { kind: 'refused', error: 'access_denied', description: refusal.description };
-    }
-    await finish('success');
+    // The eligibility read goes with the release, the submission's end and the audit event (issue 16): the statement
+    // writes the event of the outcome its standing leads to (SIGN_IN_OUTCOMES), the decision is eligibilityOf's here.
+    const { standing, written } = await finishSignIn(
+      db,
+      hold.submission,
+      hold.release,
+      result.valUserId,
+      SIGN_IN_OUTCOMES.map(({ reason, when }) => ({ when, event: event(reason) })),
+    );
+    finished = true;
+    const refusal = loginRefusal(eligibilityOf(standing));
+    // Equal by construction (the conditions are derived from loginRefusal and eligibilityOf): a difference is a bug
+    // in that derivation, and the attempt must not be answered against its audit event.
+    if (SIGN_IN_OUTCOMES[written]?.reason !== refusal?.reason) throw new Error('login: the audit event written does not match the decision');
+    metrics.login(refusal?.reason ?? 'success');
+    if (refusal) return { kind: 'refused', error: 'access_denied', description: refusal.description };
     return { kind: 'signed_in', valUserId: result.valUserId };
   } finally {
     // Only when something failed before the outcome was audited: the form must not stay blocked until the marker lapses.
     if (!finished) await releaseSubmission(db, hold.submission);
   }
 }
+
+// Every result a login can be counted and audited as (LoginResult), for SIGN_IN_OUTCOMES.
+const LOGIN_RESULTS = { success: true, invalid_credentials: true, throttled: true, no_val_service: true } satisfies Record<LoginResult, true>;
+
+/**
+ * The outcomes of a correct password (undefined: signed in; otherwise loginRefusal's reason), each with the standings
+ * that lead to it as an SQL condition (eligibilityConditionSql): built by asking loginRefusal about eligibilityOf's
+ * answers, so the statement that writes the audit event chooses it by the one rule. Outcomes no standing leads to
+ * are left out; together they cover every standing.
+ */
+export const SIGN_IN_OUTCOMES: { reason: LoginResult | undefined; when: string }[] = (Object.keys(LOGIN_RESULTS) as LoginResult[])
+  .map((result) => {
+    const reason = result === 'success' ? undefined : result;
+    return { reason, when: eligibilityConditionSql((answer) => loginRefusal(answer)?.reason === reason, false) };
+  })
+  .filter((outcome) => outcome.when !== 'false');
 
 /**
  * The token eligibility (src/users/eligibility.ts) of a VAL user who gave the right password, as login answers it:

@@ -22,7 +22,8 @@ export type AuthResult =
 
 /**
  * What a checked submission still holds: its marker, and for a successful sign-in the reservations to give back. Both
- * end in finishPasswordCheck (src/users/throttle.ts) with the attempt's audit event, or releaseSubmission on an error.
+ * end in finishPasswordCheck (src/users/throttle.ts; finishSignIn for a correct password) with the attempt's audit
+ * event, or releaseSubmission on an error.
  */
 export type CheckHold = { submission: Submission; release: HeldAttempt[] };
 

@@ -1,11 +1,13 @@
 // Login throttling per submitted VAL user ID and per source address, shared by all instances: each password check
 // is reserved by one atomic statement for all its keys before it runs; one login form accepts one submission at a time.
 // The login form's statements are built here, the owner of login_attempts and login_submissions, from the fragments of
-// the other tables' owners (val_users: src/users/store.ts, audit_events: src/audit/store.ts).
+// the other tables' owners (val_users: src/users/store.ts, val_service_users: src/provisioning/store.ts, audit_events:
+// src/audit/store.ts).
 import crypto from 'node:crypto';
 import type { Db } from '../db/knex.ts';
-import { auditInsertSql, auditValues, type AuditEvent } from '../audit/store.ts';
+import { auditChoiceInsertSql, auditChoiceValues, auditInsertSql, auditValues, type AuditEvent } from '../audit/store.ts';
 import { queryPrepared } from '../db/prepared.ts';
+import { userStandingFromRow, userStandingSql, type UserStandingRow } from '../provisioning/store.ts';
 import { userCredentialsSql, type UserRow, type UserStatus } from './store.ts';
 
 export type ThrottlePolicy = Readonly<{
@@ -131,6 +133,21 @@ const FINISH_CHECK = `with ${RELEASE_CTES},
   audited as (${auditInsertSql(5)})
   select 1`;
 
+// The login form's statement after a correct password (issue 16: the eligibility read and FINISH_CHECK become one):
+// the VAL user's standing ($5, userStandingSql, src/provisioning/store.ts), FINISH_CHECK's release and end, and the
+// one audit event of the candidates ($6 …, auditChoiceInsertSql) whose condition the standing meets: the conditions
+// (eligibilityConditionSql, src/users/eligibility.ts) come from the caller and are tested in order, the last
+// candidate being written when none holds. The standing read is the statement's snapshot, as the event's choice.
+function finishSignInText(conditions: string[]): string {
+  const cases = conditions.map((condition, i) => `when ${condition} then ${i + 1}`).join(' ');
+  return `with standing as (${userStandingSql('$5::text', 'null::text')}),
+  choice as (select case ${cases} else ${conditions.length + 1} end as i from standing),
+  ${RELEASE_CTES},
+  ended as (delete from login_submissions where uid_hash = $3::text and token = $4::text),
+  audited as (${auditChoiceInsertSql(6, 'c.i', 'from choice c')})
+  select s.status, s.services, s.grant_live, c.i as event from standing s, choice c`;
+}
+
 /**
  * Runs one statement again when PostgreSQL broke a deadlock by aborting it (40P01): the statement left nothing
  * behind, so running it again is the same request. The reservation takes its locks in key order, but a row created by
@@ -233,6 +250,48 @@ export async function finishPasswordCheck(db: Db, submission: Submission, releas
       ...auditValues(audit),
     ]),
   );
+}
+
+/** An audit event a sign-in may end with, and the standings it is for (eligibilityConditionSql, src/users/eligibility.ts). */
+export type StandingEvent = { when: string; event: AuditEvent };
+
+// Prepared names by text: a name must stand for exactly one text, and the text depends on the caller's conditions.
+const signInStatements = new Map<string, { name: string; text: string }>();
+
+/**
+ * Ends a password check that found the right password, in one statement: reads `valUserId`'s standing, gives back
+ * `release`, ends the submission as finishPasswordCheck does, and writes the first of `events` whose condition the
+ * standing meets (the last one when none does). Returns the standing, for the caller to decide on (eligibilityOf),
+ * and the index of the event written.
+ */
+export async function finishSignIn(
+  db: Db,
+  submission: Submission,
+  release: HeldAttempt[],
+  valUserId: string,
+  events: StandingEvent[],
+): Promise<{ standing: UserStandingRow; written: number }> {
+  const conditions = events.slice(0, -1).map((e) => e.when);
+  const cacheKey = JSON.stringify(conditions);
+  let statement = signInStatements.get(cacheKey);
+  if (!statement) {
+    const text = finishSignInText(conditions);
+    statement = { name: `login_finish_sign_in_${crypto.createHash('sha256').update(text).digest('base64url').slice(0, 16)}`, text };
+    signInStatements.set(cacheKey, statement);
+  }
+  const { name, text } = statement;
+  const { rows } = await withDeadlockRetry(() =>
+    queryPrepared<{ status: UserStatus | null; services: string[]; grant_live: boolean; event: number }>(db, name, text, [
+      release.map((h) => h.key),
+      release.map((h) => h.armedLock),
+      submission.uidHash,
+      submission.token,
+      valUserId,
+      ...auditChoiceValues(events.map((e) => e.event)),
+    ]),
+  );
+  const row = rows[0]!;
+  return { standing: userStandingFromRow(row), written: row.event - 1 };
 }
 
 /**

@@ -4,9 +4,10 @@ import * as oidc from 'openid-client';
 import { Browser } from '../helpers/browser.ts';
 import { cliOk } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.ts';
+import { deriveSecrets } from '../../src/config/secret.ts';
 import { hashPassword, verifyPassword } from '../../src/users/passwords.ts';
-import type { ThrottlePolicy } from '../../src/users/throttle.ts';
+import { userKey, type ThrottlePolicy } from '../../src/users/throttle.ts';
 import { authRequest, insecure, login, median, openLoginForm, PASSWORDS, provision, submitLogin, type Deployment } from './support.ts';
 
 /** "José" with a precomposed é (NFC, as stored) and with e + combining acute (NFD): one name, two spellings. */
@@ -351,5 +352,91 @@ describe('a password typed into the user ID field is not kept in clear (issue 10
     // Every per-user key is a keyed hash, whatever the ID (the key table never holds a submitted ID).
     for (const key of keys.filter((k) => k.startsWith('user:'))) expect(key).toMatch(/^user:[0-9a-f]{64}$/);
     expect(keys.filter((k) => k.startsWith('user:')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('the outcomes of a correct password: answer, audit event, reservation (issue 16: one statement after the check)', () => {
+  const CLIENT = 'val-ue';
+
+  /** Logs in through the form with a password; the callback's parameters, the attempt's audit event and what its ID key still counts. */
+  async function passwordLogin(user: string, password: string) {
+    const req = await authRequest(d.ue);
+    const callback = new URL(await new Browser().login(req.url, user, password, req.redirectUri));
+    const [event] = await database
+      .db('audit_events')
+      .where({ action: 'login', actor: user })
+      .orderBy('id', 'desc')
+      .limit(1)
+      .select('actor', 'subject', 'result', 'details');
+    const row = await database
+      .db('login_attempts')
+      .where({ key: userKey(deriveSecrets(TEST_SECRET).loginIdKey, user) })
+      .first('attempts');
+    return { params: Object.fromEntries(callback.searchParams), event, attempts: Number(row?.attempts ?? 0) };
+  }
+
+  beforeAll(async () => {
+    for (const user of ['outcome-ok', 'outcome-none', 'outcome-disabled', 'outcome-deleted'])
+      await cliOk(d.server.env, ['user', 'add', user, '--password', `${user}-password-1`]);
+    await cliOk(d.server.env, ['service', 'grant', 'mcptt-1', 'outcome-ok', 'outcome-disabled', 'outcome-deleted']);
+    // An administrator's `user disable` / `user delete` landing between the password check and the statement after
+    // it, made exact: committed with the login form's first statement, by a trigger on the reservation of the user's
+    // own ID key (an AFTER trigger runs after that statement read the credentials, which are active), so the check
+    // passes and the statement after it reads the change.
+    const key = (user: string) => userKey(deriveSecrets(TEST_SECRET).loginIdKey, user);
+    await database.db.raw(`create function test_change_standing() returns trigger language plpgsql as $$ begin
+      if new.key = '${key('outcome-disabled')}' then update val_users set status = 'disabled' where val_user_id = 'outcome-disabled'; end if;
+      if new.key = '${key('outcome-deleted')}' then
+        delete from val_service_users where val_user_id = 'outcome-deleted';
+        delete from val_users where val_user_id = 'outcome-deleted';
+      end if;
+      return null; end $$`);
+    await database.db.raw('create trigger test_change_standing after insert or update on login_attempts for each row execute function test_change_standing()');
+  });
+
+  afterAll(async () => {
+    await database.db.raw('drop trigger if exists test_change_standing on login_attempts');
+    await database.db.raw('drop function if exists test_change_standing()');
+  });
+
+  test('provisioned and active: signed in (a code), audited as a success, the reservation given back', async () => {
+    const { params, event, attempts } = await passwordLogin('outcome-ok', 'outcome-ok-password-1');
+    expect(params.code).toBeDefined();
+    expect(params.error).toBeUndefined();
+    expect(event).toEqual({ actor: 'outcome-ok', subject: CLIENT, result: 'success', details: {} });
+    expect(attempts).toBe(0);
+  });
+
+  test('provisioned for no VAL service: access_denied, audited as no_val_service, the reservation given back', async () => {
+    const { params, event, attempts } = await passwordLogin('outcome-none', 'outcome-none-password-1');
+    expect(params).toMatchObject({ error: 'access_denied', error_description: 'the VAL user is not provisioned for any VAL service' });
+    expect(params.code).toBeUndefined();
+    expect(event).toEqual({ actor: 'outcome-none', subject: CLIENT, result: 'failure', details: { reason: 'no_val_service' } });
+    expect(attempts).toBe(0);
+  });
+
+  test.each(['outcome-disabled', 'outcome-deleted'])('%s after the password check: refused, never signed in, audited as invalid_credentials', async (user) => {
+    const { params, event, attempts } = await passwordLogin(user, `${user}-password-1`);
+    expect(params).toMatchObject({ error: 'access_denied', error_description: 'the VAL user is unknown or disabled' });
+    expect(params.code).toBeUndefined();
+    expect(event).toEqual({ actor: user, subject: CLIENT, result: 'failure', details: { reason: 'invalid_credentials' } });
+    expect(attempts).toBe(0);
+  });
+
+  test('control: a wrong password is audited as invalid_credentials and keeps its reservation', async () => {
+    const form = await openLoginForm(d.ue);
+    expect((await submitLogin(form, { csrf: form.csrf, val_user_id: 'outcome-ok', password: 'not-the-password-1' })).status).toBe(400);
+    const [event] = await database
+      .db('audit_events')
+      .where({ action: 'login', actor: 'outcome-ok' })
+      .orderBy('id', 'desc')
+      .limit(1)
+      .select('result', 'details');
+    expect(event).toEqual({ result: 'failure', details: { reason: 'invalid_credentials' } });
+    const row = await database
+      .db('login_attempts')
+      .where({ key: userKey(deriveSecrets(TEST_SECRET).loginIdKey, 'outcome-ok') })
+      .first('attempts');
+    expect(Number(row.attempts)).toBe(1);
   });
 });

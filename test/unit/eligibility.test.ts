@@ -2,7 +2,7 @@
 import { errors } from 'oidc-provider';
 import { eligibilityOf, eligibleServices, isLocalUser, type Eligibility } from '../../src/users/eligibility.ts';
 import { accountFor } from '../../src/oidc/account.ts';
-import { loginRefusal } from '../../src/interactions/login.ts';
+import { loginRefusal, SIGN_IN_OUTCOMES } from '../../src/interactions/login.ts';
 import { exchangeRefusal } from '../../src/oidc/grants/token-exchange.ts';
 import { partnerEligibility } from '../../src/oidc/grants/jwt-bearer.ts';
 import { introspectionActive } from '../../src/oidc/jwt-introspection.ts';
@@ -72,6 +72,18 @@ describe('login: access_denied through interactionFinished', () => {
   test('a user disabled or deleted after the password check is refused, never signed in', () => {
     for (const answer of [disabled, unknown, visitor])
       expect(loginRefusal(answer)).toEqual({ reason: 'invalid_credentials', description: 'the VAL user is unknown or disabled' });
+  });
+
+  test("the statement after a correct password writes the event of loginRefusal's reason: each standing in exactly one condition", () => {
+    // The standings a condition holds for, as eligibilityConditionSql lists them: (status, provisioned, grant live).
+    const tuples = (when: string) => [...when.matchAll(/\('(\w*)', (true|false), (true|false)\)/g)].map((m) => `${m[1]}|${m[2]}`);
+    for (const status of [undefined, 'active', 'disabled'] as const) {
+      for (const provisioned of [false, true]) {
+        const reason = loginRefusal(eligibilityOf({ status, services: provisioned ? ['a'] : [], grantLive: false }))?.reason;
+        const holding = SIGN_IN_OUTCOMES.filter((o) => tuples(o.when).includes(`${status ?? ''}|${provisioned}`));
+        expect(holding.map((o) => o.reason)).toEqual([reason]);
+      }
+    }
   });
 });
 
