@@ -38,11 +38,28 @@ export function publicJwks(keys: JWK[]): { keys: JWK[] } {
 
 export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims | undefined>;
 
+// A resource server introspects (and a VAL client presents at userinfo and the REST APIs) the same token many times in
+// its few minutes of life: a token that verified against this key set is remembered, so that its repeats skip the
+// signature check (issue 16: the ES256 verification was a fifth of an introspection). Keyed by the whole token, so
+// nothing can collide; its time claims are checked again at every use; the entries belong to one key set and go
+// with it when the keys change (src/oidc/live-provider.ts builds a new verifier). Revocation is not cached here: the
+// callers ask isAccessTokenRevoked after this. Bounded: ~1 KB per entry.
+const VERIFIED_TOKENS = 1024;
+
 /** Verifies an access token this issuer signed (typ at+jwt, RFC 9068); undefined for anything else. */
 export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessTokenVerifier {
   const keySet = createLocalJWKSet(publicJwks(signingKeys));
+  const verified = new Map<string, Readonly<AccessTokenClaims>>();
   return async (token) => {
     if (token.length > MAX_TOKEN_LENGTH) return undefined;
+    const known = verified.get(token);
+    if (known) {
+      const now = Math.floor(Date.now() / 1000);
+      // As jwtVerify judges them (no clock tolerance): exp must lie ahead, nbf (if any) not.
+      if (known.exp > now && !(typeof known.nbf === 'number' && known.nbf > now)) return known;
+      verified.delete(token);
+      return undefined;
+    }
     try {
       const { payload } = await jwtVerify(token, keySet, {
         issuer,
@@ -50,7 +67,11 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
         algorithms: ['ES256', 'RS256'],
         requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
       });
-      return payload as AccessTokenClaims;
+      const claims = Object.freeze(payload as AccessTokenClaims);
+      // Oldest first out (a Map keeps insertion order).
+      if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
+      verified.set(token, claims);
+      return claims;
     } catch {
       return undefined;
     }
