@@ -78,6 +78,12 @@ const CONSUME_AND_UPSERT = `with spent as (update ${TABLE} set consumed_at = now
 
 type Row = { payload: AdapterPayload; consumed_at: Date | null };
 
+// The tokens a client presents at introspection, revocation and the token endpoint: oidc-provider issues their values
+// with nanoid's URL alphabet (lib/helpers/nanoid.js), so a value with any other character was never issued here and
+// is unknown without a round trip (JWTs, garbage, src/oidc/jwt-introspection.ts's stand-in for a JWT).
+const PRESENTED_TOKEN_KINDS = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
+const ISSUABLE_VALUE = /^[A-Za-z0-9_-]+$/;
+
 // The resume step (GET /auth/:uid) ends with writes only: the grant (loadExistingGrant), the authorization code, the
 // session, and the interaction's removal. They are held and written in one statement just before the response
 // (flushHeldWrites, called by src/oidc/live-provider.ts; issue 16: 4 round trips become 1). Nothing reaches the
@@ -232,6 +238,7 @@ export class PostgresAdapter implements Adapter {
       const stored = await findStoredClient(this.#db, this.#caches, id);
       return stored && (openClientMetadata(this.#keys!, stored) as AdapterPayload);
     }
+    if (PRESENTED_TOKEN_KINDS.has(this.#kind) && !ISSUABLE_VALUE.test(id)) return undefined;
     await this.#writeHeld();
     if (this.#kind === 'Grant') {
       const read = takePrefetched(`Grant:${id}`);

@@ -1,5 +1,6 @@
 // Introspection (RFC 7662) and revocation (RFC 7009) of JWT access tokens, which oidc-provider refuses for
 // structured tokens: after its own client authentication, we answer for tokens we signed.
+import querystring from 'node:querystring';
 import type { Client } from 'oidc-provider';
 import type { Config } from '../config/env.ts';
 import { valServerStanding } from '../provisioning/standing.ts';
@@ -31,17 +32,37 @@ export function introspectionActive(answer: Eligibility): boolean {
   return eligibleServices(answer) !== undefined;
 }
 
+// What oidc-provider is handed instead of a JWT at introspection and revocation: a value it never issued (the adapter
+// answers "unknown" without a round trip), so that it authenticates the client and answers `active: false` (or 200)
+// instead of building, rendering and emitting its "structured token" error first (issue 16: ~8 % of an introspection).
+const JWT_STAND_IN = '~jwt';
+
+/** The JWT in a form body of the introspection or revocation endpoint, swapped for JWT_STAND_IN; undefined if none. */
+function setAsideJwt(req: { body?: unknown }): string | undefined {
+  if (typeof req.body !== 'string') return undefined;
+  const form = querystring.parse(req.body);
+  const token = form.token;
+  if (typeof token !== 'string' || token.split('.').length !== 3) return undefined;
+  form.token = JWT_STAND_IN;
+  req.body = querystring.stringify(form);
+  return token;
+}
+
 export const jwtAccessTokenEndpoints: ProviderExtension = (provider, { config, db, caches, signingKeys }) => {
   const verify = accessTokenVerifier(config.issuer, signingKeys);
+  const jwtEndpoints = new Set([provider.pathFor('introspection'), provider.pathFor('revocation')]);
 
   provider.use(async (ctx, next) => {
+    // src/http/protocol-input.ts hands the form on as req.body, which oidc-provider parses after this.
+    const setAside = ctx.method === 'POST' && jwtEndpoints.has(ctx.path) ? setAsideJwt(ctx.req as { body?: unknown }) : undefined;
     await next();
     const route = ctx.oidc?.route;
     const client = ctx.oidc?.client;
     const body = ctx.body as { error?: string } | undefined;
-    // Only the case oidc-provider rejects as "structured token", after it authenticated the client.
-    if ((route !== 'introspection' && route !== 'revocation') || !client || body?.error !== 'unsupported_token_type') return;
-    const claims = await verify(String(ctx.oidc.params?.token ?? ''));
+    // A JWT set aside, or the case oidc-provider rejects as "structured token"; either way after it authenticated the client.
+    const answered = setAside !== undefined ? !body?.error : body?.error === 'unsupported_token_type';
+    if ((route !== 'introspection' && route !== 'revocation') || !client || !answered) return;
+    const claims = await verify(setAside ?? String(ctx.oidc.params?.token ?? ''));
 
     if (route === 'introspection') {
       ctx.status = 200;
