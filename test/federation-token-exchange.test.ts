@@ -1,5 +1,6 @@
 // Home S-IdMS side of inter-domain authorization: RFC 8693 token exchange of a VAL user's access token for a partner's security token.
 import crypto from 'node:crypto';
+import { jest } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -332,6 +333,18 @@ describe('the eligibility read writes the success event (issue 16: one round tri
     const tokens = await login(ue, 'alice', 'alice-password-1');
     await exchangeForPartner(ue, tokens.access_token, PARTNER_B); // the revocation check is cached after the first
     expect(await fewestStatements(5, () => exchangeForPartner(ue, tokens.access_token, PARTNER_B))).toBe(1);
+  });
+
+  test('a subject token exchanged before is not signature-checked again (the verifier remembers it)', async () => {
+    const tokens = await login(ue, 'alice', 'alice-password-1');
+    await exchangeForPartner(ue, tokens.access_token, PARTNER_B);
+    const checks = jest.spyOn(globalThis.crypto.subtle, 'verify');
+    try {
+      await exchangeForPartner(ue, tokens.access_token, PARTNER_B);
+      expect(checks).not.toHaveBeenCalled();
+    } finally {
+      checks.mockRestore();
+    }
   });
 
   test('one event per request: the success with the issued jti, a refusal with its reason and no jti', async () => {

@@ -38,28 +38,47 @@ export function publicJwks(keys: JWK[]): { keys: JWK[] } {
 
 export type AccessTokenVerifier = (token: string) => Promise<AccessTokenClaims | undefined>;
 
-// A resource server introspects (and a VAL client presents at userinfo and the REST APIs) the same token many times in
-// its few minutes of life: a token that verified against this key set is remembered, so that its repeats skip the
-// signature check (issue 16: the ES256 verification was a fifth of an introspection). Keyed by the whole token, so
-// nothing can collide; its time claims are checked again at every use; the entries belong to one key set and go
-// with it when the keys change (src/oidc/live-provider.ts builds a new verifier). Revocation is not cached here: the
-// callers ask isAccessTokenRevoked after this. Bounded: ~1 KB per entry.
+// A resource server introspects (and a VAL client presents at userinfo, the REST APIs and token exchange) the same
+// token many times in its few minutes of life: a token that verified against a key set is remembered, so that its
+// repeats skip the signature check (issue 16: the ES256 verification was a fifth of an introspection). Keyed by the
+// whole token, so nothing can collide; its time claims are judged again at every use (an expired one is forgotten and
+// checked in full, which refuses it with the verifier's own reason); the entries belong to one key set and go with it
+// when the keys change (src/oidc/live-provider.ts builds new verifiers). Revocation is not cached here: the callers
+// ask isAccessTokenRevoked after this. Bounded: ~1 KB per entry.
 const VERIFIED_TOKENS = 1024;
+
+/** The access tokens one verifier (one key set) has verified, with their claims. */
+export class VerifiedTokens {
+  readonly #entries = new Map<string, Readonly<AccessTokenClaims>>();
+
+  /** The claims of a token verified before, while exp lies ahead and nbf (if any) does not (as jwtVerify judges them). */
+  get(token: string): Readonly<AccessTokenClaims> | undefined {
+    const known = this.#entries.get(token);
+    if (!known) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    if (known.exp > now && !(typeof known.nbf === 'number' && known.nbf > now)) return known;
+    this.#entries.delete(token);
+    return undefined;
+  }
+
+  /** Remembers a token that just verified; answers its claims, frozen so that no caller changes them for the next. */
+  remember(token: string, claims: AccessTokenClaims): Readonly<AccessTokenClaims> {
+    const frozen = Object.freeze(claims);
+    // Oldest first out (a Map keeps insertion order).
+    if (this.#entries.size >= VERIFIED_TOKENS) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(token, frozen);
+    return frozen;
+  }
+}
 
 /** Verifies an access token this issuer signed (typ at+jwt, RFC 9068); undefined for anything else. */
 export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessTokenVerifier {
   const keySet = createLocalJWKSet(publicJwks(signingKeys));
-  const verified = new Map<string, Readonly<AccessTokenClaims>>();
+  const verified = new VerifiedTokens();
   return async (token) => {
     if (token.length > MAX_TOKEN_LENGTH) return undefined;
     const known = verified.get(token);
-    if (known) {
-      const now = Math.floor(Date.now() / 1000);
-      // As jwtVerify judges them (no clock tolerance): exp must lie ahead, nbf (if any) not.
-      if (known.exp > now && !(typeof known.nbf === 'number' && known.nbf > now)) return known;
-      verified.delete(token);
-      return undefined;
-    }
+    if (known) return known;
     try {
       const { payload } = await jwtVerify(token, keySet, {
         issuer,
@@ -67,11 +86,7 @@ export function accessTokenVerifier(issuer: string, signingKeys: JWK[]): AccessT
         algorithms: ['ES256', 'RS256'],
         requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
       });
-      const claims = Object.freeze(payload as AccessTokenClaims);
-      // Oldest first out (a Map keeps insertion order).
-      if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
-      verified.set(token, claims);
-      return claims;
+      return verified.remember(token, payload as AccessTokenClaims);
     } catch {
       return undefined;
     }

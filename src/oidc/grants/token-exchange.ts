@@ -7,7 +7,7 @@ import { AUDIT_ACCEPT, AUDIT_ISSUE, federationSuccessEvent, readStandingAndAudit
 import { describeJoseError, MAX_ASSERTION_LENGTH } from '../../federation/partner-assertion.ts';
 import { findPartnerByTarget } from '../../federation/partners.ts';
 import { mintSecurityToken, securityTokenKey, type SecurityTokenKey } from '../../federation/security-token.ts';
-import { isAccessTokenRevoked, isClientToken, publicJwks, type AccessTokenClaims } from '../access-tokens.ts';
+import { isAccessTokenRevoked, isClientToken, publicJwks, VerifiedTokens, type AccessTokenClaims } from '../access-tokens.ts';
 import { eligibilityConditionSql, eligibilityOf, type Eligibility } from '../../users/eligibility.ts';
 import { unsafeTextReason } from '../../users/ids.ts';
 import type { GrantDeps, GrantHandler } from './grant.ts';
@@ -51,6 +51,8 @@ export const refusalAuditAction = (params: Record<string, unknown>): string => (
 export function handler(deps: GrantDeps): GrantHandler {
   const { config, db, caches, signingKeys } = deps;
   const ownKeys = createLocalJWKSet(publicJwks(signingKeys));
+  // A VAL client exchanges the same access token again when its short-lived security token runs out.
+  const verified = new VerifiedTokens();
   let signer: Promise<SecurityTokenKey> | undefined;
   const signingKey = () =>
     (signer ??= securityTokenKey(signingKeys).catch((err: unknown) => {
@@ -62,6 +64,8 @@ export function handler(deps: GrantDeps): GrantHandler {
   // An ID token (typ JWT), a security token (typ seal-security+jwt) or an opaque refresh token fails here.
   async function verifySubjectToken(token: string): Promise<AccessTokenClaims> {
     if (token.length > MAX_ASSERTION_LENGTH) throw new errors.InvalidGrant('subject_token is too long to be an access token of this issuer');
+    const known = verified.get(token);
+    if (known) return known;
     try {
       const { payload } = await jwtVerify(token, ownKeys, {
         issuer: config.issuer,
@@ -69,7 +73,7 @@ export function handler(deps: GrantDeps): GrantHandler {
         algorithms: ['ES256', 'RS256'],
         requiredClaims: ['jti', 'exp', 'client_id', 'sub'],
       });
-      return payload as AccessTokenClaims;
+      return verified.remember(token, payload as AccessTokenClaims);
     } catch (err) {
       throw new errors.InvalidGrant(`subject_token is not a valid access token of this issuer: ${describeJoseError(err)}`);
     }
