@@ -7,6 +7,7 @@ import { runPrimary } from '../cluster.ts';
 import { openDatabase } from '../db/database.ts';
 import { createListener, listen } from '../http/listener.ts';
 import { createIdms } from '../server.ts';
+import { shareHashingAmong } from '../users/passwords.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { enableProcessMetrics, startMetricsListener } from '../observability/metrics.ts';
 import type { CliIo } from './context.ts';
@@ -27,6 +28,7 @@ export async function serveCommand(_args: string[], io: CliIo): Promise<void> {
   const log = (line: string) => logger.info(line);
   if (cluster.isWorker) {
     enableProcessMetrics(); // scraped through the primary
+    shareHashingAmong(config.workers);
     await serveInstance(config, log, { worker: true, logger });
     // The IPC channel to the primary would keep this process alive after the drain.
     if (process.connected) process.disconnect();

@@ -20,13 +20,25 @@ export function passwordPolicyProblem(password: string): string | undefined {
 
 // Each argon2id computation holds its 19 MiB for its whole run. More at once than there are cores buys no speed,
 // costs 19 MiB of resident memory per extra one (libuv runs four by default), and takes the libuv threads that
-// token signing (WebCrypto) also runs on. Extra logins wait their turn.
-const MAX_CONCURRENT_HASHES = Math.max(1, os.availableParallelism());
+// token signing (WebCrypto) also runs on. Extra logins wait their turn. The cores are the machine's, shared by the
+// cluster's workers: `serve` gives each worker its share (shareHashingAmong), so that N workers hash at most as many
+// passwords at once as there are cores, not N times as many (issue 16: a worker's peak memory).
+let maxConcurrentHashes = Math.max(1, os.availableParallelism());
 let hashing = 0;
+
+/** This process is one of `processes` serving on the machine: it hashes at most its share of the cores at once. */
+export function shareHashingAmong(processes: number): void {
+  maxConcurrentHashes = Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, processes)));
+}
+
+/** How many passwords this process hashes at once at most; the others wait. */
+export function hashingCapacity(): number {
+  return maxConcurrentHashes;
+}
 const waiting: (() => void)[] = [];
 
 async function limited<T>(work: () => Promise<T>): Promise<T> {
-  if (hashing < MAX_CONCURRENT_HASHES) hashing++;
+  if (hashing < maxConcurrentHashes) hashing++;
   else await new Promise<void>((resolve) => waiting.push(resolve)); // the finishing one hands its slot over
   try {
     return await work();
