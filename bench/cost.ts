@@ -28,6 +28,37 @@ export function cpuMsOf(pids: number[]): Map<number, number> {
   return out;
 }
 
+/** Where a server's CPU goes: its JavaScript threads, libuv's pool (password hashing, WebCrypto), V8's helpers (GC, compiler), and the kernel. */
+export type ThreadSplit = { main: number; pool: number; v8: number; other: number; sys: number };
+
+/** utime and stime of each thread of `pids`, in ms, keyed by thread id, with the kind of thread (its name in /proc). */
+export function threadCpuOf(pids: number[]): Map<number, { kind: keyof Omit<ThreadSplit, 'sys'>; user: number; sys: number }> {
+  const out = new Map<number, { kind: keyof Omit<ThreadSplit, 'sys'>; user: number; sys: number }>();
+  for (const pid of pids) {
+    for (const tid of safe(() => fs.readdirSync(`/proc/${pid}/task`), [] as string[])) {
+      const stat = safe(() => fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'), '');
+      if (!stat) continue;
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const kind = Number(tid) === pid ? 'main' : name.startsWith('libuv-worker') ? 'pool' : name.startsWith('V8') ? 'v8' : 'other';
+      out.set(Number(tid), { kind, user: Number(fields[11]) * TICK_MS, sys: Number(fields[12]) * TICK_MS });
+    }
+  }
+  return out;
+}
+
+export function threadDelta(before: ReturnType<typeof threadCpuOf>, after: ReturnType<typeof threadCpuOf>): ThreadSplit {
+  const split: ThreadSplit = { main: 0, pool: 0, v8: 0, other: 0, sys: 0 };
+  for (const [tid, t] of after) {
+    const b = before.get(tid);
+    const user = t.user - (b?.user ?? 0);
+    const sys = t.sys - (b?.sys ?? 0);
+    split[t.kind] += user + sys;
+    split.sys += sys;
+  }
+  return split;
+}
+
 /** CPU used between two samples: processes in both count their difference, new ones all they used. */
 export function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
   let ms = 0;
@@ -45,20 +76,29 @@ export type CostProbe = {
   serverStatements(): Promise<number | undefined>;
 };
 
-export type CostSample = { server: Map<number, number>; pg: Map<number, number>; generatorMs: number; pgss?: number; counted?: number };
+export type CostSample = {
+  server: Map<number, number>;
+  threads: ReturnType<typeof threadCpuOf>;
+  pg: Map<number, number>;
+  generatorMs: number;
+  pgss?: number;
+  counted?: number;
+};
 
 export async function sample(probe: CostProbe): Promise<CostSample> {
   const [pgPids, pgss, counted] = await Promise.all([probe.pgPids(), probe.pgssStatements(), probe.serverStatements()]);
   const u = process.cpuUsage();
-  return { server: cpuMsOf(probe.serverPids()), pg: cpuMsOf(pgPids), generatorMs: (u.user + u.system) / 1000, pgss, counted };
+  const serverPids = probe.serverPids();
+  return { server: cpuMsOf(serverPids), threads: threadCpuOf(serverPids), pg: cpuMsOf(pgPids), generatorMs: (u.user + u.system) / 1000, pgss, counted };
 }
 
 /** Totals of one measured interval. */
-export type Cost = { serverMs: number; pgMs: number; generatorMs: number; pgss?: number; counted?: number };
+export type Cost = { serverMs: number; split: ThreadSplit; pgMs: number; generatorMs: number; pgss?: number; counted?: number };
 
 export function costBetween(a: CostSample, b: CostSample): Cost {
   return {
     serverMs: cpuDelta(a.server, b.server),
+    split: threadDelta(a.threads, b.threads),
     pgMs: cpuDelta(a.pg, b.pg),
     generatorMs: b.generatorMs - a.generatorMs,
     pgss: a.pgss !== undefined && b.pgss !== undefined ? b.pgss - a.pgss : undefined,
@@ -71,6 +111,13 @@ export function addCost(a: Cost | undefined, b: Cost): Cost {
   const add = (x?: number, y?: number) => (x === undefined || y === undefined ? undefined : x + y);
   return {
     serverMs: a.serverMs + b.serverMs,
+    split: {
+      main: a.split.main + b.split.main,
+      pool: a.split.pool + b.split.pool,
+      v8: a.split.v8 + b.split.v8,
+      other: a.split.other + b.split.other,
+      sys: a.split.sys + b.split.sys,
+    },
     pgMs: a.pgMs + b.pgMs,
     generatorMs: a.generatorMs + b.generatorMs,
     pgss: add(a.pgss, b.pgss),

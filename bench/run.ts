@@ -3,8 +3,8 @@
 // elsewhere). It never touches bench/RESULTS.md, which holds the hand-written analysis (targets, before/after, profiles).
 // Environment: BENCH_QUICK=1 (smoke run), BENCH_DATABASE_URL or IDMS_DATABASE_URL (PostgreSQL server instead of the
 // embedded one), BENCH_WORKERS, BENCH_SECONDS, BENCH_RUNS, BENCH_CONCURRENCY, BENCH_LOGIN_CONCURRENCY,
-// BENCH_ONLY=login,client_credentials,… , BENCH_CPU_PROF=<dir> (write V8 CPU profiles of seal-idms), BENCH_NO_BASELINE=1,
-// BENCH_SERVER_ENV="K=V …" (extra environment for seal-idms), BENCH_KEEP=1 (keep the temp dir and logs), BENCH_NO_WRITE=1,
+// BENCH_ONLY=login,client_credentials,… , BENCH_CPU_PROF=<dir> (write V8 CPU profiles of seal-idms, and of the baseline in <dir>/baseline), BENCH_NO_BASELINE=1,
+// BENCH_SERVER_ENV="K=V …" (extra environment for seal-idms), BENCH_NODE_FLAGS="--flag …" (Node/V8 flags for both servers), BENCH_KEEP=1 (keep the temp dir and logs), BENCH_NO_WRITE=1,
 // BENCH_OUT=<file> (where the generated report goes), BENCH_SOURCE=1 (run the TypeScript sources as `npm start` does,
 // instead of the built package that `npm install seal-idms` installs).
 // Per flow it also reports statements per request (pg_stat_statements where the server preloads it — the embedded
@@ -123,7 +123,9 @@ async function main(): Promise<void> {
     const profile = env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(env.BENCH_CPU_PROF)}`] : [];
     log(`starting seal-idms (${WORKERS} workers, ${database ? 'external PostgreSQL' : 'embedded PostgreSQL'})`);
     const entry = env.BENCH_SOURCE === '1' ? 'src/main.ts' : await buildPackage(cleanups, log);
-    const ours = await startProcess('seal-idms', [...profile, entry, 'serve'], idmsEnv, origin, '/readyz', path.join(tmp, 'seal-idms.log'));
+    // BENCH_NODE_FLAGS="--trace-gc …": V8/Node flags for both servers' processes (NODE_OPTIONS refuses some); workers inherit them.
+    const nodeFlags = (env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const ours = await startProcess('seal-idms', [...profile, ...nodeFlags, entry, 'serve'], idmsEnv, origin, '/readyz', path.join(tmp, 'seal-idms.log'));
     cleanups.unshift(() => ours.stop());
 
     log(`seeding ${USERS} VAL users, clients, resource servers`);
@@ -221,7 +223,11 @@ async function main(): Promise<void> {
       log('starting the baseline (bare oidc-provider, in-memory, one process)');
       const baseline = await startProcess(
         'baseline',
-        ['bench/baseline/server.ts'],
+        [
+          ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(env.BENCH_CPU_PROF, 'baseline')}`] : []),
+          ...nodeFlags,
+          'bench/baseline/server.ts',
+        ],
         { ...idmsEnv, BASELINE_PORT: String(basePort), BASELINE_SETUP: JSON.stringify(setup) },
         baseOrigin,
         '/.well-known/openid-configuration',
@@ -484,6 +490,7 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
     'stmts/req (pg_stat_statements)',
     'stmts/req (server counter)',
     'CPU ms/req server',
+    'of which JS main threads / libuv pool / V8 helpers / kernel',
     'CPU ms/req PostgreSQL',
     'CPU ms/req load gen',
   ];
@@ -499,6 +506,7 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
         name === 'baseline' ? '—' : f2(per(o.cost.pgss)),
         name === 'baseline' ? '—' : f2(per(o.cost.counted)),
         f2(per(o.cost.serverMs)),
+        [o.cost.split.main, o.cost.split.pool, o.cost.split.v8, o.cost.split.sys].map((x) => f2(per(x))).join(' / '),
         name === 'baseline' ? '—' : f2(per(o.cost.pgMs)),
         f2(per(o.cost.generatorMs)),
       ]);
@@ -538,7 +546,7 @@ function renderReport(input: ReportInput): { table: string; markdown: string } {
   for (const r of rows) md.push(`| ${r.join(' | ')} |`);
   md.push('', '## Cost per request', '');
   md.push(
-    `Over all measured closed-loop runs. Statements: ${input.pgss ? "pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed's once-a-second NOTIFY included)" : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes, ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`,
+    `Over all measured closed-loop runs. Statements: ${input.pgss ? "pg_stat_statements (every statement PostgreSQL ran in the database, BEGIN/COMMIT and the change feed's once-a-second NOTIFY included)" : 'pg_stat_statements not available on this server'}, and the server's own count (idms_db_statements_total: statements its pools sent). CPU: utime + stime from /proc of seal-idms\' node processes (split by thread: the JavaScript main threads, libuv's pool, which runs argon2id and WebCrypto's signatures, V8's helper threads, which run GC and compilation; and the part of all of them spent in the kernel), ${input.external ? "the PostgreSQL backends connected to the bench's database" : 'the whole embedded PostgreSQL'}, and the load generator's process.`,
     '',
   );
   md.push(
