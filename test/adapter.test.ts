@@ -1,7 +1,7 @@
 // The PostgreSQL adapter honours oidc-provider's adapter contract (STYLE anchor 5), on a real database, and stores no
 // usable bearer value (issue 10 item 5) and decides single use in the database (items 2, 3).
 import { errors } from 'oidc-provider';
-import { convertLegacyPayloads, PostgresAdapter, sweepExpiredPayloads } from '../src/oidc/adapter.ts';
+import { convertLegacyPayloads, explainPayloadReads, PostgresAdapter, sweepExpiredPayloads } from '../src/oidc/adapter.ts';
 import { atRestKeys, storageKey } from '../src/oidc/at-rest.ts';
 import { deriveSecrets } from '../src/config/secret.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
@@ -66,6 +66,33 @@ test('findByUid and findByUserCode use their columns; the id comes back with the
   await devices.upsert('d1', { jti: 'd1', userCode: 'ABCD-EFGH' }, 60);
   expect(await devices.findByUserCode('ABCD-EFGH')).toEqual({ jti: 'd1', userCode: 'ABCD-EFGH' });
   expect(await devices.findByUserCode('ABCD-EFGX')).toBeUndefined();
+});
+
+// Every login redeems a code, whose read joins the session it came from by uid. With an index on uid alone, a planner
+// without statistics yet (a fresh or just-restored database) ANDed it with a scan of every Session's primary key: the
+// cost of a login grew with the number of sessions. The (kind, uid) index serves the join in a few pages either way.
+test('the code redemption read and the session-by-uid read touch a few pages, however many sessions there are', async () => {
+  await database.db.raw(`insert into oidc_payloads (kind, id, payload, uid, expires_at)
+    select 'Session', 'bulk-' || i, jsonb_build_object('uid', 'bulk-uid-' || i), 'bulk-uid-' || i, now() + interval '1 hour'
+    from generate_series(1, 20000) i`);
+  await adapter('Session').upsert('s-plan', { uid: 'uid-plan', accountId: 'alice' } as never, 60);
+  await adapter('Grant').upsert('g-plan', { accountId: 'alice' } as never, 60);
+  await adapter('AuthorizationCode').upsert('code-plan', { grantId: 'g-plan', sessionUid: 'uid-plan' } as never, 60);
+  const pages = (plan: string) => Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Infinity);
+  for (const stats of ['before ANALYZE', 'after ANALYZE']) {
+    if (stats === 'after ANALYZE') await database.db.raw('analyze oidc_payloads');
+    const plans = await explainPayloadReads(database.db, storageKey(keys, 'code-plan'), 'uid-plan');
+    expect([stats, pages(plans.code) < 40, pages(plans.sessionByUid) < 10, plans.code, plans.sessionByUid]).toEqual([
+      stats,
+      true,
+      true,
+      plans.code,
+      plans.sessionByUid,
+    ]);
+    expect(plans.code).toMatch(/oidc_payloads_kind_uid_idx/);
+  }
+  expect((await adapter('AuthorizationCode').find('code-plan'))?.sessionUid).toBe('uid-plan');
+  expect((await adapter('Session').findByUid('uid-plan'))?.accountId).toBe('alice');
 });
 
 test("revokeByGrantId deletes only that grant's records of that model; destroy deletes one", async () => {

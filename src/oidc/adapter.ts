@@ -14,6 +14,11 @@ const UPSERT = `insert into ${TABLE} (kind, id, payload, grant_id, uid, user_cod
     user_code = excluded.user_code, expires_at = excluded.expires_at, consumed_at = null`;
 // Expiry is honoured on read; the sweeper only reclaims space.
 const FIND_BY_ID = `select payload, consumed_at from ${TABLE} where kind = $1 and id = $2 and (expires_at is null or expires_at > now())`;
+// Sessions by uid and device codes by user code: the (kind, uid) and (kind, user_code) indexes answer both conditions,
+// so the plan does not depend on statistics (an index on uid alone was ANDed with a scan of every Session's primary key
+// by a planner that had not yet analysed the table).
+const FIND_BY_UID = `select payload, consumed_at from ${TABLE} where kind = $1 and uid = $2 and (expires_at is null or expires_at > now())`;
+const FIND_BY_USER_CODE = `select payload, consumed_at from ${TABLE} where kind = $1 and user_code = $2 and (expires_at is null or expires_at > now())`;
 // Single use is decided by this one statement (STYLE 14): of parallel redemptions that all read the record unconsumed,
 // exactly one updates it. (An unconditional update let two refreshes of one token, or four redemptions of one code, all win.)
 const CONSUME = `update ${TABLE} set consumed_at = now() where kind = $1 and id = $2 and consumed_at is null`;
@@ -355,12 +360,29 @@ async function findRow(db: Db, kind: string, column: 'id' | 'uid' | 'user_code',
   // PostgreSQL text cannot hold NUL, so no stored id has one; a presented value with NUL is simply unknown
   // (without this check the driver's encoding error would surface as a 500). (A hashed value never has one.)
   if (value.includes('\0')) return undefined;
-  if (column === 'id') return (await queryPrepared<Row>(db, 'oidc_payloads_find', FIND_BY_ID, [kind, value])).rows[0];
-  return (await db(TABLE)
-    .select('payload', 'consumed_at')
-    .where({ kind, [column]: value })
-    .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
-    .first()) as Row | undefined;
+  const [name, text] = FINDS[column];
+  return (await queryPrepared<Row>(db, name, text, [kind, value])).rows[0];
+}
+
+const FINDS = {
+  id: ['oidc_payloads_find', FIND_BY_ID],
+  uid: ['oidc_payloads_find_by_uid', FIND_BY_UID],
+  user_code: ['oidc_payloads_find_by_user_code', FIND_BY_USER_CODE],
+} as const;
+
+/**
+ * The plans (EXPLAIN ANALYZE, BUFFERS) of the reads whose cost must not grow with the number of sessions: an
+ * authorization code's redemption read (with its grant and session) by its stored key, and a session by its uid.
+ */
+export async function explainPayloadReads(db: Db, codeKey: string, sessionUid: string): Promise<{ code: string; sessionByUid: string }> {
+  const plan = async (text: string, values: string[]) =>
+    (await db.raw<{ rows: { 'QUERY PLAN': string }[] }>(`explain (analyze, buffers) ${text.replace(/\$(\d)/g, '?')}`, values)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+  return {
+    code: await plan(READS.code.text, ['AuthorizationCode', codeKey]),
+    sessionByUid: await plan(FIND_BY_UID, ['Session', sessionUid]),
+  };
 }
 
 /**
