@@ -468,10 +468,18 @@ export async function configurationPairs(db: Db, confIds: string[]): Promise<Map
 // Pairs travel as parallel arrays (services[i], ids[i]); a key joins them with a space, which no ID contains (src/users/ids.ts).
 const pairKey = (valServiceId: string, id: string) => `${valServiceId} ${id}`;
 
+/** The pairs (services[i], ids[i]) without repeats, in their order. */
 function uniquePairs(services: string[], ids: string[]): [string[], string[]] {
   const seen = new Set<string>();
-  const keep = services.map((s, i) => !seen.has(pairKey(s, ids[i]!)) && Boolean(seen.add(pairKey(s, ids[i]!))));
-  return [services.filter((_, i) => keep[i]), ids.filter((_, i) => keep[i])];
+  const out: [string[], string[]] = [[], []];
+  services.forEach((service, i) => {
+    const key = pairKey(service, ids[i]!);
+    if (seen.has(key)) return;
+    seen.add(key);
+    out[0].push(service);
+    out[1].push(ids[i]!);
+  });
+  return out;
 }
 
 /**
