@@ -22,41 +22,27 @@ const stored = async (confId: string) =>
   );
 
 test("a new configuration's repeated pairs are stored once; a later replace keeps what stays", async () => {
-  const pairs = (list: [string, string][]) => list.map(([valServiceId, id]) => ({ valServiceId, kind: 'user' as const, id }));
-  const outcome = await database.db.transaction(async (trx) => {
-    await insertConfiguration(trx, { confId: 'conf-fresh', owner: OWNER, suppFeat: '' });
-    await lockServices(trx, ['svc-1', 'svc-2']);
-    return replaceConfigurationPairs(
-      trx,
-      'conf-fresh',
-      OWNER,
-      pairs([
-        ['svc-1', 'u1'],
-        ['svc-1', 'u2'],
-        ['svc-1', 'u1'],
-        ['svc-2', 'u1'],
-      ]),
-      true,
-    );
-  });
-  expect(outcome).toEqual({ added: 3, removed: 0 });
+  const replace = (list: [string, string][], fresh: boolean) =>
+    database.db.transaction(async (trx) => {
+      if (fresh) await insertConfiguration(trx, { confId: 'conf-fresh', owner: OWNER, suppFeat: '' });
+      await lockServices(trx, ['svc-1', 'svc-2']);
+      const pairs = list.map(([valServiceId, id]) => ({ valServiceId, kind: 'user' as const, id }));
+      return replaceConfigurationPairs(trx, 'conf-fresh', OWNER, pairs, fresh);
+    });
+  const created = [
+    ['svc-1', 'u1'],
+    ['svc-1', 'u2'],
+    ['svc-1', 'u1'],
+    ['svc-2', 'u1'],
+  ] as [string, string][];
+  expect(await replace(created, true)).toEqual({ added: 3, removed: 0 });
   expect(await stored('conf-fresh')).toEqual(['svc-1 u1', 'svc-1 u2', 'svc-2 u1']);
-
-  const again = await database.db.transaction(async (trx) => {
-    await lockServices(trx, ['svc-1', 'svc-2']);
-    return replaceConfigurationPairs(
-      trx,
-      'conf-fresh',
-      OWNER,
-      pairs([
-        ['svc-1', 'u2'],
-        ['svc-1', 'u3'],
-        ['svc-1', 'u3'],
-      ]),
-      false,
-    );
-  });
-  expect(again).toEqual({ added: 1, removed: 2 });
+  const replaced = [
+    ['svc-1', 'u2'],
+    ['svc-1', 'u3'],
+    ['svc-1', 'u3'],
+  ] as [string, string][];
+  expect(await replace(replaced, false)).toEqual({ added: 1, removed: 2 });
   expect(await stored('conf-fresh')).toEqual(['svc-1 u2', 'svc-1 u3']);
 });
 
