@@ -373,10 +373,11 @@ const FINDS = {
 /**
  * The plans (EXPLAIN ANALYZE, BUFFERS) of the reads whose cost must not grow with the number of sessions: an
  * authorization code's redemption read (with its grant and session) by its stored key, and a session by its uid.
+ * (The statements number their parameters in the order they use them, so each `$n` becomes a positional `?`.)
  */
 export async function explainPayloadReads(db: Db, codeKey: string, sessionUid: string): Promise<{ code: string; sessionByUid: string }> {
   const plan = async (text: string, values: string[]) =>
-    (await db.raw<{ rows: { 'QUERY PLAN': string }[] }>(`explain (analyze, buffers) ${text.replace(/\$(\d)/g, '?')}`, values)).rows
+    (await db.raw<{ rows: { 'QUERY PLAN': string }[] }>(`explain (analyze, buffers) ${text.replace(/\$\d+/g, '?')}`, values)).rows
       .map((r) => r['QUERY PLAN'])
       .join('\n');
   return {
