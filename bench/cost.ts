@@ -30,17 +30,18 @@ export function cpuMsOf(pids: number[]): Map<number, number> {
 
 /** Where a server's CPU goes: its JavaScript threads, libuv's pool (password hashing, WebCrypto), V8's helpers (GC, compiler), and the kernel. */
 export type ThreadSplit = { main: number; pool: number; v8: number; other: number; sys: number };
+type ThreadKind = Exclude<keyof ThreadSplit, 'sys'>;
 
 /** utime and stime of each thread of `pids`, in ms, keyed by thread id, with the kind of thread (its name in /proc). */
-export function threadCpuOf(pids: number[]): Map<number, { kind: keyof Omit<ThreadSplit, 'sys'>; user: number; sys: number }> {
-  const out = new Map<number, { kind: keyof Omit<ThreadSplit, 'sys'>; user: number; sys: number }>();
+export function threadCpuOf(pids: number[]): Map<number, { kind: ThreadKind; user: number; sys: number }> {
+  const out = new Map<number, { kind: ThreadKind; user: number; sys: number }>();
   for (const pid of pids) {
     for (const tid of safe(() => fs.readdirSync(`/proc/${pid}/task`), [] as string[])) {
       const stat = safe(() => fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'), '');
       if (!stat) continue;
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const kind = Number(tid) === pid ? 'main' : name.startsWith('libuv-worker') ? 'pool' : name.startsWith('V8') ? 'v8' : 'other';
+      const kind: ThreadKind = Number(tid) === pid ? 'main' : name.startsWith('libuv-worker') ? 'pool' : name.startsWith('V8') ? 'v8' : 'other';
       out.set(Number(tid), { kind, user: Number(fields[11]) * TICK_MS, sys: Number(fields[12]) * TICK_MS });
     }
   }
